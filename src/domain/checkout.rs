@@ -1,0 +1,850 @@
+//! Creating carts and merging Fast's incremental updates into them (contract §4).
+//!
+//! Every segment is applied to a draft; a failed segment leaves the order as it was and is
+//! reported in `status[]`, the others still apply. Segments run in the contract's order:
+//! items, coupon, bill_to, shipments, shipping_option, status, then conversion.
+
+use super::catalog::{Catalog, Sku, SkuQuery};
+use super::pricing::reprice;
+use super::status::can_move;
+use super::{DomainError, IdSource, ReasonCode, MAX_QUANTITY};
+use crate::protocol::{
+    CartToOrderConvert, FastOrder, Id, Int64, ItemUpdate, LineReference, Money, OrderDiscount,
+    OrderLine, OrderStatus, OrderType, SegmentStatus, SegmentType, ShipmentPlan,
+    ShipmentPlanUpdate, ShippingOptionSelect, UpdateOrderSegment,
+};
+use std::collections::HashMap;
+
+/// A failed segment: why, and a message for humans.
+struct Refusal(ReasonCode, String);
+
+type SegmentResult = Result<String, Refusal>;
+
+fn refuse(code: ReasonCode, message: impl Into<String>) -> Refusal {
+    Refusal(code, message.into())
+}
+
+/// Builds a new cart from Fast's create request (contract §4 "Create").
+pub fn create_cart(
+    incoming: FastOrder,
+    is_cart: Option<bool>,
+    catalog: &Catalog,
+    ids: &mut dyn IdSource,
+) -> Result<FastOrder, DomainError> {
+    if is_cart == Some(false) {
+        return Err(DomainError::unprocessable(
+            "order.is_cart",
+            "only carts can be created (is_cart must be true)",
+        ));
+    }
+    if incoming.id.as_ref().is_none_or(|id| id.0.is_empty()) {
+        return Err(DomainError::invalid(
+            "order.order.id",
+            "Fast's order id is required",
+        ));
+    }
+    let mut order = FastOrder {
+        external_id: Some(ids.new_id()),
+        order_type: Some(OrderType::Cart),
+        status: Some(OrderStatus::Cart),
+        lines: Vec::with_capacity(incoming.lines.len()),
+        shipment_plans: Vec::new(),
+        coupons: Vec::new(),
+        ..incoming.clone()
+    };
+    for (i, line) in incoming.lines.into_iter().enumerate() {
+        let field = format!("order.order.lines[{i}]");
+        let qty = line.quantity.0;
+        if qty < 0 {
+            return Err(DomainError::invalid(
+                format!("{field}.quantity"),
+                "must not be negative",
+            ));
+        }
+        if qty == 0 || qty > MAX_QUANTITY {
+            return Err(DomainError::unprocessable(
+                format!("{field}.quantity"),
+                format!("must be between 1 and {MAX_QUANTITY}"),
+            ));
+        }
+        let id = match line.id.clone().filter(|id| !id.0.is_empty()) {
+            Some(id) => id,
+            None => Id(ids.new_id()),
+        };
+        if order.lines.iter().any(|l| l.id.as_ref() == Some(&id)) {
+            return Err(DomainError::unprocessable(
+                format!("{field}.id"),
+                format!("line id {id} appears twice"),
+            ));
+        }
+        let query = SkuQuery {
+            product_id: line.external_product_id.as_deref(),
+            variant_id: line.external_variant_id.as_deref(),
+            options: &line.external_options,
+            fallback_ids: &[],
+        };
+        let sku = catalog.resolve(&query).ok_or_else(|| {
+            DomainError::unprocessable(&field, format!("no catalog product matches line {id}"))
+        })?;
+        let external_id = ids.new_id();
+        let hydrated = hydrate(line, id, external_id, sku);
+        order.lines.push(hydrated);
+    }
+    if let Some(line) = first_understocked(&order.lines, catalog) {
+        return Err(DomainError::unprocessable(
+            format!("order.order.lines[{line}]"),
+            "insufficient stock",
+        ));
+    }
+    for (i, c) in incoming.coupons.iter().enumerate() {
+        if catalog.coupon(&c.code).is_none() {
+            return Err(DomainError::unprocessable(
+                format!("order.order.coupons[{i}].code"),
+                format!("unknown coupon {}", c.code),
+            ));
+        }
+        order.coupons.push(OrderDiscount {
+            code: c.code.clone(),
+            ..Default::default()
+        });
+    }
+    reprice(&mut order, catalog);
+    Ok(order)
+}
+
+/// Fills a line's seller-side data from its catalog item.
+fn hydrate(mut line: OrderLine, id: Id, external_id: String, sku: Sku<'_>) -> OrderLine {
+    line.id = Some(id);
+    line.external_id = Some(external_id);
+    line.external_product_id = Some(sku.product.id.clone());
+    line.external_variant_id = Some(sku.id().to_string());
+    line.name = Some(sku.name().to_string());
+    line.description = Some(sku.product.description.clone());
+    line.image_url = Some(sku.product.image_url.clone());
+    line.fulfillment_mode = Some(sku.product.fulfillment);
+    line.unit_price = Some(Money(sku.price()));
+    line
+}
+
+fn sku_of<'a>(line: &OrderLine, catalog: &'a Catalog) -> Option<Sku<'a>> {
+    catalog.resolve(&SkuQuery {
+        product_id: line.external_product_id.as_deref(),
+        variant_id: line.external_variant_id.as_deref(),
+        options: &line.external_options,
+        fallback_ids: &[],
+    })
+}
+
+/// Index of the first line whose catalog item has less stock than the order asks for
+/// (all lines of the same item counted together).
+fn first_understocked(lines: &[OrderLine], catalog: &Catalog) -> Option<usize> {
+    let mut wanted: HashMap<String, i64> = HashMap::new();
+    for line in lines {
+        if let Some(sku) = sku_of(line, catalog) {
+            *wanted.entry(sku.id().to_string()).or_default() += line.quantity.0;
+        }
+    }
+    lines.iter().position(|line| {
+        sku_of(line, catalog).is_some_and(|sku| {
+            sku.stock()
+                .is_some_and(|stock| wanted.get(sku.id()).copied().unwrap_or(0) > stock)
+        })
+    })
+}
+
+/// Refuses what no segment could sensibly apply: negative quantities (HTTP 400).
+pub fn validate_update(seg: &UpdateOrderSegment) -> Result<(), DomainError> {
+    let items = seg.items.iter().flatten().enumerate();
+    for (i, item) in items {
+        if item.quantity.is_some_and(|q| q.0 < 0) {
+            return Err(DomainError::invalid(
+                format!("order.items[{i}].quantity"),
+                "must not be negative",
+            ));
+        }
+    }
+    let refs = seg
+        .shipments
+        .iter()
+        .flatten()
+        .enumerate()
+        .flat_map(|(p, s)| s.line_refs.iter().enumerate().map(move |(r, l)| (p, r, l)));
+    for (p, r, line_ref) in refs {
+        if line_ref.quantity.is_some_and(|q| q.0 < 0) {
+            return Err(DomainError::invalid(
+                format!("order.shipments[{p}].line_refs[{r}].quantity"),
+                "must not be negative",
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The result of merging one update request.
+#[derive(Debug, Clone)]
+pub struct UpdateOutcome {
+    pub order: FastOrder,
+    pub statuses: Vec<SegmentStatus>,
+}
+
+fn status_of(order: &FastOrder) -> OrderStatus {
+    order.status.unwrap_or(OrderStatus::Cart)
+}
+
+/// Merges one update into `order` (contract §4 "Update segments").
+pub fn apply_update(
+    order: &FastOrder,
+    seg: &UpdateOrderSegment,
+    catalog: &Catalog,
+    ids: &mut dyn IdSource,
+) -> UpdateOutcome {
+    let mut current = order.clone();
+    let mut statuses = Vec::new();
+    let convert = seg.convert_cart_to_order == Some(true);
+    let only_convert = convert && seg.convert_mode == Some(CartToOrderConvert::Only);
+
+    let mut step = |kind: SegmentType, f: &mut dyn FnMut(&mut FastOrder) -> SegmentResult| {
+        let mut draft = current.clone();
+        let entry = match f(&mut draft) {
+            Ok(message) => {
+                current = draft;
+                SegmentStatus {
+                    updated: kind,
+                    status: true,
+                    reason_code: None,
+                    message,
+                }
+            }
+            Err(Refusal(code, message)) => SegmentStatus {
+                updated: kind,
+                status: false,
+                reason_code: Some(code.as_str()),
+                message,
+            },
+        };
+        statuses.push(entry);
+    };
+
+    if !only_convert {
+        if let Some(items) = &seg.items {
+            step(SegmentType::LineItem, &mut |o| {
+                apply_items(o, items, catalog, ids)
+            });
+        }
+        if let Some(coupon) = &seg.coupon {
+            step(SegmentType::Coupon, &mut |o| {
+                apply_coupon(o, &coupon.code, coupon.remove, catalog)
+            });
+        }
+        if let Some(bill_to) = &seg.bill_to {
+            step(SegmentType::BillingAddress, &mut |o| {
+                editable(o)?;
+                o.bill_to = bill_to.clone();
+                reprice(o, catalog);
+                Ok("billing address added".into())
+            });
+        }
+        if let Some(shipments) = &seg.shipments {
+            step(SegmentType::ShippingAddress, &mut |o| {
+                apply_shipments(o, shipments, catalog, ids)
+            });
+        }
+        if let Some(select) = &seg.shipping_option {
+            step(SegmentType::ShippingOption, &mut |o| {
+                apply_shipping_option(o, select, catalog)
+            });
+        }
+        if let Some(target) = seg.status {
+            step(SegmentType::OrderStatus, &mut |o| apply_status(o, target));
+        }
+    }
+    if convert {
+        step(SegmentType::ConvertCartToOrder, &mut |o| {
+            convert_cart(o, catalog)
+        });
+    }
+    UpdateOutcome {
+        order: current,
+        statuses,
+    }
+}
+
+/// Only carts take item, coupon and address changes.
+fn editable(order: &FastOrder) -> Result<(), Refusal> {
+    match status_of(order) {
+        OrderStatus::Cart => Ok(()),
+        other => Err(refuse(
+            ReasonCode::InvalidTransition,
+            format!("the order is {} and no longer a cart", other.name()),
+        )),
+    }
+}
+
+fn apply_items(
+    order: &mut FastOrder,
+    items: &[ItemUpdate],
+    catalog: &Catalog,
+    ids: &mut dyn IdSource,
+) -> SegmentResult {
+    editable(order)?;
+    for (i, item) in items.iter().enumerate() {
+        let at = format!("items[{i}]");
+        let Some(line_id) = item.line_id().filter(|id| !id.0.is_empty()) else {
+            return Err(refuse(
+                ReasonCode::ProductNotFound,
+                format!("{at}: item_id is required"),
+            ));
+        };
+        let quantity = item.quantity.map(|q| q.0);
+        if quantity.is_some_and(|q| !(0..=MAX_QUANTITY).contains(&q)) {
+            return Err(refuse(
+                ReasonCode::InvalidQuantity,
+                format!("{at}: quantity must be between 0 and {MAX_QUANTITY}"),
+            ));
+        }
+        let existing = order
+            .lines
+            .iter()
+            .position(|l| l.id.as_ref() == Some(line_id));
+        match (existing, quantity) {
+            (Some(pos), None | Some(0)) => {
+                order.lines.remove(pos);
+            }
+            (Some(pos), Some(q)) => {
+                if let Some(line) = order.lines.get_mut(pos) {
+                    line.quantity = Int64(q);
+                }
+            }
+            (None, Some(0)) => {}
+            (None, q) => {
+                let fallback = [
+                    item.external_item_id.as_deref().unwrap_or(""),
+                    line_id.as_str(),
+                ];
+                let sku = catalog
+                    .resolve(&SkuQuery {
+                        product_id: item.external_product_id.as_deref(),
+                        variant_id: item.external_variant_id.as_deref(),
+                        options: &item.external_options,
+                        fallback_ids: &fallback,
+                    })
+                    .ok_or_else(|| {
+                        refuse(
+                            ReasonCode::ProductNotFound,
+                            format!("{at}: no catalog product matches item {line_id}"),
+                        )
+                    })?;
+                let mut line = OrderLine {
+                    quantity: Int64(q.unwrap_or(1)),
+                    external_options: item.external_options.clone(),
+                    ..Default::default()
+                };
+                if let Some(c) = &item.customizations {
+                    line.extra.insert("customizations".into(), c.clone());
+                }
+                order
+                    .lines
+                    .push(hydrate(line, line_id.clone(), ids.new_id(), sku));
+            }
+        }
+    }
+    if let Some(pos) = first_understocked(&order.lines, catalog) {
+        let id = order
+            .lines
+            .get(pos)
+            .and_then(|l| l.id.clone())
+            .unwrap_or_default();
+        return Err(refuse(
+            ReasonCode::InsufficientStock,
+            format!("not enough stock for line {id}"),
+        ));
+    }
+    reprice(order, catalog);
+    Ok("items updated".into())
+}
+
+fn apply_coupon(
+    order: &mut FastOrder,
+    code: &str,
+    remove: bool,
+    catalog: &Catalog,
+) -> SegmentResult {
+    editable(order)?;
+    let code = code.trim();
+    if remove {
+        order.coupons.retain(|c| !c.code.eq_ignore_ascii_case(code));
+        reprice(order, catalog);
+        return Ok(format!("coupon {code} removed"));
+    }
+    let coupon = catalog
+        .coupon(code)
+        .ok_or_else(|| refuse(ReasonCode::CouponNotFound, format!("unknown coupon {code}")))?;
+    let sub_total = order.sub_total.unwrap_or_default().0;
+    if coupon.min_subtotal.is_some_and(|m| sub_total < m) {
+        return Err(refuse(
+            ReasonCode::CouponNotApplicable,
+            format!(
+                "coupon {} needs a subtotal of at least {}",
+                coupon.code,
+                Money(coupon.min_subtotal.unwrap_or_default())
+            ),
+        ));
+    }
+    if !order
+        .coupons
+        .iter()
+        .any(|c| c.code.eq_ignore_ascii_case(&coupon.code))
+    {
+        order.coupons.push(OrderDiscount {
+            code: coupon.code.clone(),
+            ..Default::default()
+        });
+    }
+    reprice(order, catalog);
+    Ok(format!("coupon {} applied", coupon.code))
+}
+
+fn apply_shipments(
+    order: &mut FastOrder,
+    shipments: &[ShipmentPlanUpdate],
+    catalog: &Catalog,
+    ids: &mut dyn IdSource,
+) -> SegmentResult {
+    editable(order)?;
+    let mut plans: Vec<ShipmentPlan> = Vec::with_capacity(shipments.len());
+    for (p, update) in shipments.iter().enumerate() {
+        let country = update.ship_to.country_iso2();
+        if !catalog
+            .shipping
+            .iter()
+            .any(|r| r.ships_to(country.as_deref()))
+        {
+            return Err(refuse(
+                ReasonCode::AddressNotShippable,
+                format!(
+                    "shipments[{p}]: no shipping option ships to {}",
+                    country.as_deref().unwrap_or("an address without a country")
+                ),
+            ));
+        }
+        let mut refs = Vec::with_capacity(update.line_refs.len());
+        for (r, line_ref) in update.line_refs.iter().enumerate() {
+            if !order
+                .lines
+                .iter()
+                .any(|l| l.id.as_ref() == Some(&line_ref.id))
+            {
+                return Err(refuse(
+                    ReasonCode::ProductNotFound,
+                    format!(
+                        "shipments[{p}].line_refs[{r}]: the order has no line {}",
+                        line_ref.id
+                    ),
+                ));
+            }
+            refs.push(line_ref.clone());
+        }
+        if refs.is_empty() {
+            // No references: the plan takes every line no earlier plan holds.
+            refs = order
+                .lines
+                .iter()
+                .filter_map(|l| l.id.clone())
+                .filter(|id| !plans.iter().any(|pl| pl.lines.iter().any(|r| &r.id == id)))
+                .map(|id| LineReference {
+                    id,
+                    ..Default::default()
+                })
+                .collect();
+        }
+        let previous = update.plan_id.as_ref().and_then(|pid| {
+            order.shipment_plans.iter().find(|pl| {
+                pl.id.as_ref() == Some(pid) || pl.external_id.as_deref() == Some(pid.as_str())
+            })
+        });
+        plans.push(ShipmentPlan {
+            id: update
+                .plan_id
+                .clone()
+                .or_else(|| previous.and_then(|pl| pl.id.clone()))
+                .or_else(|| Some(Id(ids.new_id()))),
+            external_id: previous
+                .and_then(|pl| pl.external_id.clone())
+                .or_else(|| Some(ids.new_id())),
+            ship_to: update.ship_to.clone(),
+            lines: refs,
+            // Kept only if still offered for the new address (reprice checks).
+            selected_option: previous
+                .filter(|pl| pl.ship_to.country_iso2() == country)
+                .and_then(|pl| pl.selected_option.clone()),
+            available_options: Vec::new(),
+            extra: previous.map(|pl| pl.extra.clone()).unwrap_or_default(),
+        });
+    }
+    order.shipment_plans = plans;
+    reprice(order, catalog);
+    Ok("shipping added".into())
+}
+
+fn apply_shipping_option(
+    order: &mut FastOrder,
+    select: &ShippingOptionSelect,
+    catalog: &Catalog,
+) -> SegmentResult {
+    editable(order)?;
+    let plan_count = order.shipment_plans.len();
+    let plan = match &select.plan_id {
+        Some(pid) if !pid.0.is_empty() => order.shipment_plans.iter_mut().find(|pl| {
+            pl.external_id.as_deref() == Some(pid.as_str()) || pl.id.as_ref() == Some(pid)
+        }),
+        _ if plan_count == 1 => order.shipment_plans.first_mut(),
+        _ => None,
+    }
+    .ok_or_else(|| {
+        refuse(
+            ReasonCode::ShippingOptionNotFound,
+            "no shipment plan matches plan_id (send a shipping address first)",
+        )
+    })?;
+    let wanted = select
+        .external_option_id
+        .as_deref()
+        .filter(|s| !s.is_empty())
+        .or(select.option_id.as_ref().map(Id::as_str))
+        .unwrap_or("");
+    let option = plan
+        .available_options
+        .iter()
+        .find(|o| o.external_id.as_deref() == Some(wanted))
+        .cloned()
+        .ok_or_else(|| {
+            refuse(
+                ReasonCode::ShippingOptionNotFound,
+                format!("shipping option {wanted} is not available for this plan"),
+            )
+        })?;
+    plan.selected_option = Some(option);
+    reprice(order, catalog);
+    Ok("shipping options updated".into())
+}
+
+fn apply_status(order: &mut FastOrder, target: OrderStatus) -> SegmentResult {
+    let from = status_of(order);
+    if !can_move(from, target) {
+        return Err(refuse(
+            ReasonCode::InvalidTransition,
+            format!("cannot move from {} to {}", from.name(), target.name()),
+        ));
+    }
+    order.status = Some(target);
+    Ok(format!("status is {}", target.name()))
+}
+
+fn convert_cart(order: &mut FastOrder, catalog: &Catalog) -> SegmentResult {
+    match status_of(order) {
+        OrderStatus::Cart => {}
+        OrderStatus::Deleted => {
+            return Err(refuse(
+                ReasonCode::InvalidTransition,
+                "the order is deleted",
+            ));
+        }
+        // Fast repeats `convert_cart_to_order: true` on later status updates.
+        _ => return Ok("already converted".into()),
+    }
+    if order.lines.is_empty() {
+        return Err(refuse(
+            ReasonCode::InvalidTransition,
+            "cannot convert an empty cart",
+        ));
+    }
+    if let Some(line) = order.lines.iter().find(|l| sku_of(l, catalog).is_none()) {
+        return Err(refuse(
+            ReasonCode::ProductNotFound,
+            format!(
+                "line {} is no longer in the catalog",
+                line.id.clone().unwrap_or_default()
+            ),
+        ));
+    }
+    if let Some(pos) = first_understocked(&order.lines, catalog) {
+        let id = order
+            .lines
+            .get(pos)
+            .and_then(|l| l.id.clone())
+            .unwrap_or_default();
+        return Err(refuse(
+            ReasonCode::InsufficientStock,
+            format!("not enough stock for line {id}"),
+        ));
+    }
+    order.status = Some(OrderStatus::Pending);
+    order.order_type = Some(OrderType::Order);
+    Ok("cart converted to order".into())
+}
+
+/// Marks an order deleted (kept for audit). Deleting again changes nothing.
+pub fn delete(order: &FastOrder) -> FastOrder {
+    FastOrder {
+        status: Some(OrderStatus::Deleted),
+        ..order.clone()
+    }
+}
+
+/// The seed's simplest cart for tests: one product, demo-like catalog.
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::{Address, CouponUpdate};
+
+    struct Counter(u32);
+    impl IdSource for Counter {
+        fn new_id(&mut self) -> String {
+            self.0 += 1;
+            format!("id-{}", self.0)
+        }
+    }
+
+    fn catalog() -> Catalog {
+        Catalog::parse(
+            r#"{"currency": "USD",
+              "products": [
+                {"id": "tee", "name": "Tee", "fulfillment": "physical", "price": "20.00",
+                 "variants": [{"id": "tee-M", "stock": 3, "options": {"size": "M"}}]},
+                {"id": "mug", "name": "Mug", "fulfillment": "physical", "price": "10.00"}],
+              "tax": {"rates": {"US": "0.05"}},
+              "shipping": [{"id": "exp", "name": "Express", "cost": "15.00", "countries": ["US"]},
+                           {"id": "std", "name": "Standard", "cost": "5.00", "countries": ["US"], "free_over": "100.00"}],
+              "coupons": [{"code": "FIVE", "amount_off": "5.00", "min_subtotal": "20.00"}]}"#,
+        )
+        .unwrap()
+    }
+
+    fn cart() -> FastOrder {
+        let incoming: FastOrder = serde_json::from_str(
+            r#"{"id": {"value": "fast-1"}, "user_id": "u-9",
+                "lines": [{"id": {"value": "l1"}, "external_product_id": "mug", "quantity": 1,
+                           "subtotal_amount": "0.00", "customizations": [{"key": "gift", "value": "yes"}]}]}"#,
+        )
+        .unwrap();
+        create_cart(incoming, Some(true), &catalog(), &mut Counter(0)).unwrap()
+    }
+
+    fn update(json: &str) -> UpdateOrderSegment {
+        serde_json::from_str(json).unwrap()
+    }
+
+    fn run(order: &FastOrder, json: &str) -> UpdateOutcome {
+        apply_update(order, &update(json), &catalog(), &mut Counter(100))
+    }
+
+    #[test]
+    fn create_prices_the_cart_and_keeps_unknown_fields() {
+        let o = cart();
+        assert_eq!(o.external_id.as_deref(), Some("id-1"));
+        assert_eq!(o.status, Some(OrderStatus::Cart));
+        assert_eq!(o.lines[0].external_id.as_deref(), Some("id-2"));
+        assert_eq!(o.lines[0].name.as_deref(), Some("Mug"));
+        assert_eq!(o.total_amount.unwrap().to_wire(), "10.00");
+        assert!(o.extra.contains_key("user_id"));
+        assert!(o.lines[0].extra.contains_key("customizations"));
+    }
+
+    #[test]
+    fn create_refuses_non_carts_unknown_products_and_missing_stock() {
+        let c = catalog();
+        let with_line = |l: &str| -> FastOrder {
+            serde_json::from_str(&format!(r#"{{"id": {{"value": "f"}}, "lines": [{l}]}}"#)).unwrap()
+        };
+        let ok = with_line(r#"{"external_product_id": "mug", "quantity": 1}"#);
+        assert!(matches!(
+            create_cart(ok, Some(false), &c, &mut Counter(0)),
+            Err(DomainError::Unprocessable { .. })
+        ));
+        let unknown = with_line(r#"{"external_product_id": "nope", "quantity": 1}"#);
+        let e = create_cart(unknown, Some(true), &c, &mut Counter(0)).unwrap_err();
+        assert!(e.to_string().starts_with("order.order.lines[0]"), "{e}");
+        let greedy = with_line(r#"{"external_variant_id": "tee-M", "quantity": 4}"#);
+        assert!(create_cart(greedy, Some(true), &c, &mut Counter(0)).is_err());
+        let negative = with_line(r#"{"external_product_id": "mug", "quantity": -1}"#);
+        assert!(matches!(
+            create_cart(negative, Some(true), &c, &mut Counter(0)),
+            Err(DomainError::Invalid { .. })
+        ));
+    }
+
+    #[test]
+    fn items_add_change_and_remove_lines_by_fast_line_id() {
+        let o = cart();
+        let out = run(
+            &o,
+            r#"{"items": [{"item_id": {"value": "l2"}, "external_variant_id": "tee-M", "quantity": 2},
+                                        {"item_id": {"value": "l1"}, "quantity": 3}]}"#,
+        );
+        assert!(out.statuses[0].status, "{:?}", out.statuses);
+        assert_eq!(out.order.lines.len(), 2);
+        assert_eq!(out.order.sub_total.unwrap().to_wire(), "70.00");
+        // The same add again (a new request id for the same line) never duplicates it.
+        let again = run(
+            &out.order,
+            r#"{"items": [{"item_id": {"value": "l2"}, "quantity": 2}]}"#,
+        );
+        assert_eq!(again.order.lines.len(), 2);
+        let removed = run(&again.order, r#"{"items": [{"id": "l1"}]}"#);
+        assert_eq!(removed.order.lines.len(), 1);
+        assert_eq!(removed.order.total_amount.unwrap().to_wire(), "40.00");
+    }
+
+    #[test]
+    fn a_failed_segment_changes_nothing_and_the_others_still_apply() {
+        let o = cart();
+        let out = run(
+            &o,
+            r#"{"items": [{"item_id": {"value": "l2"}, "external_variant_id": "tee-M", "quantity": 9}],
+                "coupon": "NOPE",
+                "bill_to": {"country_code": "US", "first_name": "Ada"}}"#,
+        );
+        let codes: Vec<_> = out
+            .statuses
+            .iter()
+            .map(|s| (s.updated, s.status, s.reason_code))
+            .collect();
+        assert_eq!(
+            codes,
+            vec![
+                (SegmentType::LineItem, false, Some("INSUFFICIENT_STOCK")),
+                (SegmentType::Coupon, false, Some("COUPON_NOT_FOUND")),
+                (SegmentType::BillingAddress, true, None),
+            ]
+        );
+        assert_eq!(out.order.lines.len(), 1);
+        assert_eq!(out.order.total_tax.unwrap().to_wire(), "0.50");
+        let huge = run(
+            &o,
+            r#"{"items": [{"item_id": {"value": "l1"}, "quantity": 100001}]}"#,
+        );
+        assert_eq!(huge.statuses[0].reason_code, Some("INVALID_QUANTITY"));
+    }
+
+    #[test]
+    fn coupon_min_subtotal_and_removal() {
+        let o = cart();
+        let out = run(&o, r#"{"coupon": {"code": "five"}}"#);
+        assert_eq!(out.statuses[0].reason_code, Some("COUPON_NOT_APPLICABLE"));
+        let bigger = run(
+            &o,
+            r#"{"items": [{"item_id": {"value": "l1"}, "quantity": 3}], "coupon": {"code": "five"}}"#,
+        );
+        assert!(bigger.statuses.iter().all(|s| s.status));
+        assert_eq!(bigger.order.total_discounts.unwrap().to_wire(), "5.00");
+        let seg = UpdateOrderSegment {
+            coupon: Some(CouponUpdate {
+                code: "FIVE".into(),
+                remove: true,
+            }),
+            ..Default::default()
+        };
+        let removed = apply_update(&bigger.order, &seg, &catalog(), &mut Counter(0));
+        assert!(removed.order.coupons.is_empty());
+        assert_eq!(removed.order.total_amount.unwrap().to_wire(), "30.00");
+    }
+
+    #[test]
+    fn shipments_preselect_the_cheapest_option_and_selection_changes_totals() {
+        let o = cart();
+        let out = run(
+            &o,
+            r#"{"shipments": [{"ship_to": {"country": "US"}, "line_refs": [{"id": {"value": "l1"}, "quantity": 1}]}]}"#,
+        );
+        assert!(out.statuses[0].status, "{:?}", out.statuses);
+        let plan = &out.order.shipment_plans[0];
+        assert_eq!(
+            plan.selected_option
+                .as_ref()
+                .unwrap()
+                .external_id
+                .as_deref(),
+            Some("std")
+        );
+        assert_eq!(out.order.total_amount.unwrap().to_wire(), "15.50");
+        let plan_ext = plan.external_id.clone().unwrap();
+        let chosen = run(
+            &out.order,
+            &format!(
+                r#"{{"shipping_option": {{"plan_id": {{"value": "{plan_ext}"}}, "option_id": {{"value": "exp"}}}}}}"#
+            ),
+        );
+        assert!(chosen.statuses[0].status, "{:?}", chosen.statuses);
+        assert_eq!(chosen.order.total_shipping.unwrap().to_wire(), "15.00");
+        let missing = run(
+            &chosen.order,
+            r#"{"shipping_option": {"option_id": {"value": "teleport"}}}"#,
+        );
+        assert_eq!(
+            missing.statuses[0].reason_code,
+            Some("SHIPPING_OPTION_NOT_FOUND")
+        );
+        let abroad = run(
+            &o,
+            r#"{"shipments": [{"ship_to": {"country_code": "FR"}}]}"#,
+        );
+        assert_eq!(
+            abroad.statuses[0].reason_code,
+            Some("ADDRESS_NOT_SHIPPABLE")
+        );
+        let address = Address {
+            country: Some("US".into()),
+            ..Default::default()
+        };
+        assert_eq!(out.order.shipment_plans[0].ship_to, address);
+    }
+
+    #[test]
+    fn conversion_then_status_chain_and_repeated_convert_is_a_no_op() {
+        let o = cart();
+        let converted = run(
+            &o,
+            r#"{"convert_cart_to_order": true, "convert_mode": "CART_TO_ORDER_CONVERT_UPDATE_AND_CONVERT"}"#,
+        );
+        assert_eq!(converted.order.status, Some(OrderStatus::Pending));
+        assert_eq!(converted.order.order_type, Some(OrderType::Order));
+        let booked = run(
+            &converted.order,
+            r#"{"external_id": "x", "convert_cart_to_order": true, "status": "ORDER_STATUS_BOOKED"}"#,
+        );
+        assert!(
+            booked.statuses.iter().all(|s| s.status),
+            "{:?}",
+            booked.statuses
+        );
+        assert_eq!(booked.order.status, Some(OrderStatus::Booked));
+        let skip = run(&booked.order, r#"{"status": "ORDER_STATUS_COMPLETE"}"#);
+        assert_eq!(skip.statuses[0].reason_code, Some("INVALID_TRANSITION"));
+        let items = run(
+            &booked.order,
+            r#"{"items": [{"item_id": {"value": "l9"}, "external_product_id": "mug"}]}"#,
+        );
+        assert_eq!(items.statuses[0].reason_code, Some("INVALID_TRANSITION"));
+        let only = run(
+            &o,
+            r#"{"convert_cart_to_order": true, "convert_mode": 1, "coupon": "FIVE"}"#,
+        );
+        assert_eq!(only.statuses.len(), 1);
+        assert_eq!(only.statuses[0].updated, SegmentType::ConvertCartToOrder);
+        let empty = run(
+            &o,
+            r#"{"items": [{"item_id": {"value": "l1"}, "quantity": 0}], "convert_cart_to_order": true}"#,
+        );
+        assert_eq!(empty.statuses[1].reason_code, Some("INVALID_TRANSITION"));
+    }
+
+    #[test]
+    fn negative_quantities_refuse_the_whole_request() {
+        let seg = update(r#"{"items": [{"item_id": {"value": "l1"}, "quantity": -1}]}"#);
+        let e = validate_update(&seg).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "order.items[0].quantity: must not be negative"
+        );
+    }
+}

@@ -1,0 +1,73 @@
+//! The order domain: catalog lookups, pricing, the incremental merge of updates and the
+//! status machine. Pure code: values in, values out, no I/O, no clock, no randomness (ids
+//! come from an [`IdSource`] the caller passes in).
+
+pub mod catalog;
+pub mod checkout;
+pub mod pricing;
+pub mod status;
+
+pub use catalog::{Catalog, CatalogError};
+pub use checkout::{apply_update, create_cart, delete, validate_update, UpdateOutcome};
+
+/// Makes the ids the seller assigns (order, line and plan `external_id`s, plan ids).
+pub trait IdSource {
+    fn new_id(&mut self) -> String;
+}
+
+/// Why a whole request is refused (as opposed to one failed update segment).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DomainError {
+    /// Wrong shape or impossible values (HTTP 400).
+    #[error("{field}: {message}")]
+    Invalid { field: String, message: String },
+    /// Well-formed but not acceptable, e.g. an unknown product on create (HTTP 422).
+    #[error("{field}: {message}")]
+    Unprocessable { field: String, message: String },
+}
+
+impl DomainError {
+    pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
+        DomainError::Invalid {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+    pub fn unprocessable(field: impl Into<String>, message: impl Into<String>) -> Self {
+        DomainError::Unprocessable {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// `reason_code` of a failed update segment (contract §4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReasonCode {
+    ProductNotFound,
+    InsufficientStock,
+    InvalidQuantity,
+    CouponNotFound,
+    CouponNotApplicable,
+    ShippingOptionNotFound,
+    AddressNotShippable,
+    InvalidTransition,
+}
+
+impl ReasonCode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReasonCode::ProductNotFound => "PRODUCT_NOT_FOUND",
+            ReasonCode::InsufficientStock => "INSUFFICIENT_STOCK",
+            ReasonCode::InvalidQuantity => "INVALID_QUANTITY",
+            ReasonCode::CouponNotFound => "COUPON_NOT_FOUND",
+            ReasonCode::CouponNotApplicable => "COUPON_NOT_APPLICABLE",
+            ReasonCode::ShippingOptionNotFound => "SHIPPING_OPTION_NOT_FOUND",
+            ReasonCode::AddressNotShippable => "ADDRESS_NOT_SHIPPABLE",
+            ReasonCode::InvalidTransition => "INVALID_TRANSITION",
+        }
+    }
+}
+
+/// Largest quantity a line may have.
+pub const MAX_QUANTITY: i64 = 100_000;

@@ -1,0 +1,137 @@
+//! The HTTP layer: routes, body reading, one span per request. Handlers only translate
+//! between HTTP and `service` calls; `error` is the single mapping of failures to HTTP.
+
+pub mod body;
+pub mod error;
+
+use crate::service::{Reply, Service, ServiceError, Verb};
+use actix_web::dev::ServiceRequest;
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse};
+use body::BodyLimits;
+use error::ApiError;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+use tracing::{field::Empty, Instrument, Span};
+
+/// Whether the server takes traffic: false while starting and while draining.
+#[derive(Debug, Default)]
+pub struct Readiness(AtomicBool);
+
+impl Readiness {
+    pub fn set(&self, ready: bool) {
+        self.0.store(ready, Ordering::SeqCst);
+    }
+    pub fn get(&self) -> bool {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+/// What every handler gets.
+pub struct AppState {
+    pub service: Arc<Service>,
+    pub limits: BodyLimits,
+    pub readiness: Arc<Readiness>,
+}
+
+/// The route table.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::resource("/fast/v1/{verb}")
+            .route(web::post().to(fast_call))
+            .default_service(web::to(method_not_allowed)),
+    )
+    .service(web::resource("/healthz").route(web::get().to(healthz)))
+    .service(web::resource("/readyz").route(web::get().to(readyz)));
+}
+
+/// Opens the request's span (filled with request_id and order_id by the service) and logs
+/// one line when the answer is ready.
+pub fn request_span(req: &ServiceRequest) -> Span {
+    tracing::info_span!(
+        "request",
+        method = %req.method(),
+        path = %req.path(),
+        request_id = Empty,
+        order_id = Empty,
+    )
+}
+
+/// Wraps every request in its span and logs its outcome.
+pub fn traced<S>(
+    req: ServiceRequest,
+    srv: &S,
+) -> impl std::future::Future<Output = Result<actix_web::dev::ServiceResponse, actix_web::Error>>
+where
+    S: actix_web::dev::Service<
+        ServiceRequest,
+        Response = actix_web::dev::ServiceResponse,
+        Error = actix_web::Error,
+    >,
+{
+    let span = request_span(&req);
+    let start = Instant::now();
+    let fut = srv.call(req);
+    async move {
+        let res = fut.await;
+        let latency_ms = start.elapsed().as_secs_f64() * 1000.0;
+        match &res {
+            Ok(r) => tracing::info!(status = r.status().as_u16(), latency_ms, "answered"),
+            Err(e) => tracing::warn!(error = %e, latency_ms, "failed"),
+        }
+        res
+    }
+    .instrument(span)
+}
+
+async fn fast_call(
+    req: HttpRequest,
+    verb: web::Path<String>,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let verb = Verb::parse(&verb).ok_or_else(|| ApiError::NoRoute(req.path().to_string()))?;
+    let body = body::read_json(&req, payload, state.limits).await?;
+    let service = state.service.clone();
+    // The service runs in its own task: if the client goes away mid-request, the commit and
+    // its flush still finish, so a later retry never sees a half-acknowledged state.
+    let work = async move { service.handle(verb, &body).await }.instrument(Span::current());
+    let reply = tokio::spawn(work)
+        .await
+        .map_err(|e| ServiceError::Internal(format!("request task failed: {e}")))??;
+    Ok(respond(reply))
+}
+
+fn respond(reply: Reply) -> HttpResponse {
+    let status = StatusCode::from_u16(reply.status).unwrap_or(StatusCode::OK);
+    let mut resp = HttpResponse::build(status);
+    resp.content_type("application/json");
+    if reply.replayed {
+        resp.insert_header(("Idempotent-Replayed", "true"));
+    }
+    resp.body(reply.body)
+}
+
+async fn method_not_allowed(req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    Err(ApiError::MethodNotAllowed(req.method().to_string()))
+}
+
+/// Unknown paths: 404 in the rpcStatus shape.
+pub async fn not_found(req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    Err(ApiError::NoRoute(req.path().to_string()))
+}
+
+async fn healthz() -> HttpResponse {
+    HttpResponse::Ok().json(serde_json::json!({"status": "ok"}))
+}
+
+async fn readyz(state: web::Data<AppState>) -> HttpResponse {
+    if state.readiness.get() {
+        HttpResponse::Ok().json(serde_json::json!({"status": "ready"}))
+    } else {
+        HttpResponse::ServiceUnavailable()
+            .insert_header(("Retry-After", "1"))
+            .json(serde_json::json!({"status": "not ready"}))
+    }
+}

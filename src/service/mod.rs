@@ -1,0 +1,622 @@
+//! The use cases behind Fast's four endpoints: parse the request, run it at most once per
+//! `request_id`, merge it into the stored order through the pure domain, and commit the
+//! order with the stored answer in one durable store commit. No HTTP types here.
+
+mod fingerprint;
+mod keyed_lock;
+
+pub use keyed_lock::{KeyGuard, KeyedLocks};
+
+use crate::clock::Clock;
+use crate::domain::{self, Catalog, DomainError, IdSource};
+use crate::protocol::{
+    CreateRequest, DeleteRequest, EntityType, FastOrder, Header, Id, OrderLookup, OrderResponse,
+    OrderResponseSegment, OrderStatus, ReadRequest, SegmentStatus, ShippingZone,
+    ShippingZonesResponse, ShippingZonesSegment, UpdateRequest,
+};
+use crate::store::{
+    Commit, IdempotencyKey, IdempotencyRecord, OrderRecord, OrderWrite, Store, StoreError,
+};
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+use std::time::Duration;
+use tracing::Span;
+
+/// Why a request failed; `http::error` maps each kind to a status and an rpcStatus body.
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    /// Malformed JSON or a wrong shape (names the field when it can).
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("{0}")]
+    NotFound(String),
+    /// Well-formed but refused by the domain.
+    #[error("{0}")]
+    Unprocessable(String),
+    /// The request_id was used before with a different body.
+    #[error("request_id {0} was already used with a different request body")]
+    RequestIdReused(String),
+    /// The entity type is not served by this endpoint.
+    #[error("{0}")]
+    Unimplemented(String),
+    /// A request with the same request_id is still running.
+    #[error("a request with request_id {0} is still in progress; retry shortly")]
+    InFlight(String),
+    /// The store could not commit or read; nothing was changed.
+    #[error("storage unavailable")]
+    Unavailable(#[source] StoreError),
+    /// A bug or corrupt data: the client sees no details.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl From<DomainError> for ServiceError {
+    fn from(e: DomainError) -> Self {
+        match e {
+            DomainError::Invalid { .. } => ServiceError::BadRequest(e.to_string()),
+            DomainError::Unprocessable { .. } => ServiceError::Unprocessable(e.to_string()),
+        }
+    }
+}
+
+impl From<StoreError> for ServiceError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Corrupt(m) => ServiceError::Internal(m),
+            other => ServiceError::Unavailable(other),
+        }
+    }
+}
+
+/// What goes back to Fast: the exact bytes, and whether they are a stored replay.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reply {
+    pub status: u16,
+    pub body: Vec<u8>,
+    pub replayed: bool,
+}
+
+impl Reply {
+    fn ok(body: Vec<u8>) -> Reply {
+        Reply {
+            status: 200,
+            body,
+            replayed: false,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct ServiceSettings {
+    /// How long idempotency records are kept.
+    pub idempotency_retention: Duration,
+    /// How long a duplicate waits for the first request with its request_id.
+    pub in_flight_wait: Duration,
+}
+
+impl Default for ServiceSettings {
+    fn default() -> Self {
+        ServiceSettings {
+            idempotency_retention: Duration::from_secs(7 * 24 * 3600),
+            in_flight_wait: Duration::from_secs(5),
+        }
+    }
+}
+
+/// How often a commit is retried after a version conflict (another instance won the race).
+const CONFLICT_RETRIES: usize = 3;
+
+pub struct Service {
+    store: Arc<dyn Store>,
+    catalog: Arc<Catalog>,
+    clock: Arc<dyn Clock>,
+    settings: ServiceSettings,
+    in_flight: KeyedLocks<IdempotencyKey>,
+    orders: KeyedLocks<String>,
+}
+
+/// The order as stored: Fast's order plus the seller's bookkeeping.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct StoredOrder {
+    order: FastOrder,
+    created_at_ms: u64,
+    updated_at_ms: u64,
+}
+
+/// A loaded order with the version it was read at.
+struct Loaded {
+    stored: StoredOrder,
+    record: OrderRecord,
+}
+
+/// Idempotency of one request: its key and fingerprint.
+struct Stamp {
+    key: IdempotencyKey,
+    fingerprint: [u8; 32],
+}
+
+struct UuidIds;
+
+impl IdSource for UuidIds {
+    fn new_id(&mut self) -> String {
+        uuid::Uuid::new_v4().to_string()
+    }
+}
+
+/// Parses a body into `T`, naming the offending field on failure.
+fn parse<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ServiceError> {
+    let mut de = serde_json::Deserializer::from_slice(body);
+    let value: T = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        if path == "." || inner.is_syntax() || inner.is_eof() {
+            ServiceError::BadRequest(format!("malformed JSON: {inner}"))
+        } else {
+            ServiceError::BadRequest(format!("{path}: {inner}"))
+        }
+    })?;
+    de.end()
+        .map_err(|e| ServiceError::BadRequest(format!("malformed JSON: {e}")))?;
+    Ok(value)
+}
+
+fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, ServiceError> {
+    serde_json::to_vec(value).map_err(|e| ServiceError::Internal(format!("encoding: {e}")))
+}
+
+fn require_orders(header: &Header, verb: &str) -> Result<(), ServiceError> {
+    match header.entity() {
+        EntityType::Order => Ok(()),
+        other => Err(ServiceError::Unimplemented(format!(
+            "{verb} of {} is not supported",
+            other.name()
+        ))),
+    }
+}
+
+fn order_response(
+    request_id: Option<&Id>,
+    order: &FastOrder,
+    status: Option<&[SegmentStatus]>,
+) -> Result<Vec<u8>, ServiceError> {
+    encode(&OrderResponse {
+        entity_type: EntityType::Order,
+        request_id,
+        order: OrderResponseSegment { order, status },
+    })
+}
+
+/// The four operations Fast calls.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verb {
+    Create,
+    Read,
+    Update,
+    Delete,
+}
+
+impl Verb {
+    pub fn parse(name: &str) -> Option<Verb> {
+        match name {
+            "create" => Some(Verb::Create),
+            "read" => Some(Verb::Read),
+            "update" => Some(Verb::Update),
+            "delete" => Some(Verb::Delete),
+            _ => None,
+        }
+    }
+}
+
+impl Service {
+    /// Runs one Fast call on its raw body.
+    pub async fn handle(&self, verb: Verb, body: &[u8]) -> Result<Reply, ServiceError> {
+        match verb {
+            Verb::Create => self.create(body).await,
+            Verb::Read => self.read(body).await,
+            Verb::Update => self.update(body).await,
+            Verb::Delete => self.delete(body).await,
+        }
+    }
+
+    pub fn new(
+        store: Arc<dyn Store>,
+        catalog: Arc<Catalog>,
+        clock: Arc<dyn Clock>,
+        settings: ServiceSettings,
+    ) -> Service {
+        Service {
+            store,
+            catalog,
+            clock,
+            settings,
+            in_flight: KeyedLocks::default(),
+            orders: KeyedLocks::default(),
+        }
+    }
+
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    /// `POST /fast/v1/create`: a new cart, or the existing one for the same Fast order id.
+    pub async fn create(&self, body: &[u8]) -> Result<Reply, ServiceError> {
+        let req: CreateRequest = parse(body)?;
+        require_orders(&req.header, "create")?;
+        let fast_id = req
+            .order
+            .order
+            .id
+            .as_ref()
+            .map(|i| i.0.clone())
+            .unwrap_or_default();
+        record_ids(&req.header, Some(&fast_id));
+        let (stamp, _slot) = match self.begin("create", body, &req.header).await? {
+            Begin::Replay(reply) => return Ok(reply),
+            Begin::Run(stamp, slot) => (stamp, slot),
+        };
+        let order = domain::create_cart(
+            req.order.order.clone(),
+            req.order.is_cart,
+            &self.catalog,
+            &mut UuidIds,
+        )?;
+        let _order_lock = self.lock_order(&fast_id).await?;
+        for _ in 0..CONFLICT_RETRIES {
+            if let Some(existing) = self.store.get_order(&fast_id).await? {
+                // Never a second cart: answer with the order we already have.
+                let loaded = decode(existing)?;
+                let body =
+                    order_response(req.header.request_id.as_ref(), &loaded.stored.order, None)?;
+                self.commit(Commit::default(), stamp.as_ref(), &body)
+                    .await?;
+                return Ok(Reply::ok(body));
+            }
+            let now = self.clock.now_ms();
+            let stored = StoredOrder {
+                order: order.clone(),
+                created_at_ms: now,
+                updated_at_ms: now,
+            };
+            let body = order_response(req.header.request_id.as_ref(), &stored.order, None)?;
+            let write = OrderWrite {
+                record: to_record(&stored, 1, &[])?,
+                expected_version: None,
+            };
+            match self
+                .commit(
+                    Commit {
+                        order: Some(write),
+                        ..Commit::default()
+                    },
+                    stamp.as_ref(),
+                    &body,
+                )
+                .await
+            {
+                Err(ServiceError::Unavailable(StoreError::Conflict)) => continue,
+                Err(e) => return Err(e),
+                Ok(()) => return Ok(Reply::ok(body)),
+            }
+        }
+        Err(ServiceError::Unavailable(StoreError::Conflict))
+    }
+
+    /// `POST /fast/v1/read`: an order by Fast or seller id, or the shipping zones.
+    pub async fn read(&self, body: &[u8]) -> Result<Reply, ServiceError> {
+        let req: ReadRequest = parse(body)?;
+        record_ids(&req.header, None);
+        match req.header.entity() {
+            EntityType::ShippingZones => {
+                let zones = self.shipping_zones();
+                let body = encode(&ShippingZonesResponse {
+                    entity_type: EntityType::ShippingZones,
+                    request_id: req.header.request_id.as_ref(),
+                    shipping_zones: ShippingZonesSegment {
+                        shipping_zones: zones,
+                    },
+                })?;
+                Ok(Reply::ok(body))
+            }
+            EntityType::Order => {
+                let lookup = req.order.ok_or_else(|| {
+                    ServiceError::BadRequest("order: the order segment is required".into())
+                })?;
+                let loaded = self.find(&lookup).await?;
+                let body =
+                    order_response(req.header.request_id.as_ref(), &loaded.stored.order, None)?;
+                Ok(Reply::ok(body))
+            }
+            other => Err(ServiceError::Unimplemented(format!(
+                "read of {} is not supported",
+                other.name()
+            ))),
+        }
+    }
+
+    /// `POST /fast/v1/update`: merges the incremental segments into the stored order.
+    pub async fn update(&self, body: &[u8]) -> Result<Reply, ServiceError> {
+        let req: UpdateRequest = parse(body)?;
+        require_orders(&req.header, "update")?;
+        domain::validate_update(&req.order)?;
+        record_ids(&req.header, req.order.order_id.as_ref().map(Id::as_str));
+        let (stamp, _slot) = match self.begin("update", body, &req.header).await? {
+            Begin::Replay(reply) => return Ok(reply),
+            Begin::Run(stamp, slot) => (stamp, slot),
+        };
+        let lookup = req.order.lookup();
+        for _ in 0..CONFLICT_RETRIES {
+            let found = self.find(&lookup).await?;
+            let _order_lock = self.lock_order(&found.record.id).await?;
+            // Re-read under the lock: another request may have changed it meanwhile.
+            let loaded = self.find(&lookup).await?;
+            let outcome = domain::apply_update(
+                &loaded.stored.order,
+                &req.order,
+                &self.catalog,
+                &mut UuidIds,
+            );
+            let body = order_response(
+                req.header.request_id.as_ref(),
+                &outcome.order,
+                Some(&outcome.statuses),
+            )?;
+            let write = self.write_if_changed(&loaded, outcome.order)?;
+            match self
+                .commit(
+                    Commit {
+                        order: write,
+                        ..Commit::default()
+                    },
+                    stamp.as_ref(),
+                    &body,
+                )
+                .await
+            {
+                Err(ServiceError::Unavailable(StoreError::Conflict)) => continue,
+                Err(e) => return Err(e),
+                Ok(()) => return Ok(Reply::ok(body)),
+            }
+        }
+        Err(ServiceError::Unavailable(StoreError::Conflict))
+    }
+
+    /// `POST /fast/v1/delete`: marks the order DELETED (kept for audit) and answers `{}`.
+    pub async fn delete(&self, body: &[u8]) -> Result<Reply, ServiceError> {
+        let req: DeleteRequest = parse(body)?;
+        require_orders(&req.header, "delete")?;
+        record_ids(&req.header, req.order.fast_id());
+        let (stamp, _slot) = match self.begin("delete", body, &req.header).await? {
+            Begin::Replay(reply) => return Ok(reply),
+            Begin::Run(stamp, slot) => (stamp, slot),
+        };
+        let body = b"{}".to_vec();
+        for _ in 0..CONFLICT_RETRIES {
+            let found = self.find(&req.order).await?;
+            let _order_lock = self.lock_order(&found.record.id).await?;
+            let loaded = self.find(&req.order).await?;
+            let write = self.write_if_changed(&loaded, domain::delete(&loaded.stored.order))?;
+            match self
+                .commit(
+                    Commit {
+                        order: write,
+                        ..Commit::default()
+                    },
+                    stamp.as_ref(),
+                    &body,
+                )
+                .await
+            {
+                Err(ServiceError::Unavailable(StoreError::Conflict)) => continue,
+                Err(e) => return Err(e),
+                Ok(()) => return Ok(Reply::ok(body)),
+            }
+        }
+        Err(ServiceError::Unavailable(StoreError::Conflict))
+    }
+
+    /// Deletes idempotency records older than the retention; returns how many.
+    pub async fn prune_idempotency(&self) -> Result<u64, ServiceError> {
+        let retention =
+            u64::try_from(self.settings.idempotency_retention.as_millis()).unwrap_or(u64::MAX);
+        let before = self.clock.now_ms().saturating_sub(retention);
+        Ok(self.store.prune_idempotency(before).await?)
+    }
+
+    fn shipping_zones(&self) -> Vec<ShippingZone> {
+        let mut zones: Vec<ShippingZone> = Vec::new();
+        for country in self
+            .catalog
+            .shipping
+            .iter()
+            .flat_map(|r| r.countries.iter())
+        {
+            if !zones.iter().any(|z| &z.country_iso2 == country) {
+                zones.push(ShippingZone {
+                    country_iso2: country.clone(),
+                    subdivision_iso2: String::new(),
+                });
+            }
+        }
+        zones
+    }
+
+    /// First half of exactly-once: wait for any request with the same id still in flight,
+    /// then replay its stored answer, refuse a different body, or go ahead holding the slot.
+    async fn begin(
+        &self,
+        endpoint: &str,
+        body: &[u8],
+        header: &Header,
+    ) -> Result<Begin, ServiceError> {
+        let Some(request_id) = header.request_id.as_ref() else {
+            return Ok(Begin::Run(None, None));
+        };
+        if request_id.0.trim().is_empty() {
+            return Err(ServiceError::BadRequest(
+                "request_id: must not be empty".into(),
+            ));
+        }
+        let app_id = header.app_id.clone().unwrap_or_default();
+        if app_id.contains('\0') || app_id.len() > crate::protocol::MAX_ID_LEN {
+            return Err(ServiceError::BadRequest("app_id: invalid".into()));
+        }
+        let key = IdempotencyKey {
+            app_id,
+            request_id: request_id.0.clone(),
+        };
+        let value: serde_json::Value = parse(body)?;
+        let fingerprint = fingerprint::fingerprint(endpoint, &value);
+        let slot = self
+            .in_flight
+            .acquire(&key, self.settings.in_flight_wait)
+            .await
+            .ok_or_else(|| ServiceError::InFlight(key.request_id.clone()))?;
+        if let Some(record) = self.store.get_idempotency(&key).await? {
+            if record.fingerprint != fingerprint {
+                return Err(ServiceError::RequestIdReused(key.request_id));
+            }
+            return Ok(Begin::Replay(Reply {
+                status: record.status,
+                body: record.body,
+                replayed: true,
+            }));
+        }
+        Ok(Begin::Run(Some(Stamp { key, fingerprint }), Some(slot)))
+    }
+
+    /// Second half: the answer's idempotency record goes into the same commit as the change.
+    async fn commit(
+        &self,
+        mut commit: Commit,
+        stamp: Option<&Stamp>,
+        body: &[u8],
+    ) -> Result<(), ServiceError> {
+        if let Some(s) = stamp {
+            commit.idempotency = Some((
+                s.key.clone(),
+                IdempotencyRecord {
+                    fingerprint: s.fingerprint,
+                    status: 200,
+                    body: body.to_vec(),
+                    created_at_ms: self.clock.now_ms(),
+                },
+            ));
+        }
+        if commit.order.is_none() && commit.idempotency.is_none() {
+            return Ok(());
+        }
+        self.store.commit(commit).await.map_err(ServiceError::from)
+    }
+
+    async fn lock_order(&self, id: &str) -> Result<KeyGuard<String>, ServiceError> {
+        self.orders
+            .acquire(&id.to_string(), self.settings.in_flight_wait)
+            .await
+            .ok_or(ServiceError::Unavailable(StoreError::Conflict))
+    }
+
+    /// Finds an order by Fast id, then by seller id (contract §4, protocol §1.13).
+    async fn find(&self, lookup: &OrderLookup) -> Result<Loaded, ServiceError> {
+        let mut record = None;
+        if let Some(id) = lookup.fast_id() {
+            record = self.store.get_order(id).await?;
+        }
+        if record.is_none() {
+            if let Some(ext) = lookup.seller_id() {
+                record = self.store.find_order_by_external_id(ext).await?;
+            }
+        }
+        if lookup.fast_id().is_none() && lookup.seller_id().is_none() {
+            return Err(ServiceError::BadRequest(
+                "order: order_id, external_id or external_order_id is required".into(),
+            ));
+        }
+        let record = record.ok_or_else(|| {
+            ServiceError::NotFound(format!(
+                "no order with {}",
+                lookup
+                    .fast_id()
+                    .map(|id| format!("order_id {id}"))
+                    .or_else(|| lookup.seller_id().map(|id| format!("external_id {id}")))
+                    .unwrap_or_default()
+            ))
+        })?;
+        Span::current().record("order_id", record.id.as_str());
+        decode(record)
+    }
+
+    fn write_if_changed(
+        &self,
+        loaded: &Loaded,
+        order: FastOrder,
+    ) -> Result<Option<OrderWrite>, ServiceError> {
+        if order == loaded.stored.order {
+            return Ok(None);
+        }
+        let stored = StoredOrder {
+            order,
+            created_at_ms: loaded.stored.created_at_ms,
+            updated_at_ms: self.clock.now_ms(),
+        };
+        Ok(Some(OrderWrite {
+            record: to_record(
+                &stored,
+                loaded.record.version + 1,
+                &loaded.record.external_ids,
+            )?,
+            expected_version: Some(loaded.record.version),
+        }))
+    }
+}
+
+enum Begin {
+    Replay(Reply),
+    Run(Option<Stamp>, Option<KeyGuard<IdempotencyKey>>),
+}
+
+fn record_ids(header: &Header, order_id: Option<&str>) {
+    let span = Span::current();
+    if let Some(r) = &header.request_id {
+        span.record("request_id", r.as_str());
+    }
+    if let Some(o) = order_id.filter(|o| !o.is_empty()) {
+        span.record("order_id", o);
+    }
+}
+
+fn decode(record: OrderRecord) -> Result<Loaded, ServiceError> {
+    let stored: StoredOrder = serde_json::from_slice(&record.body).map_err(|e| {
+        ServiceError::Internal(format!("stored order {} is unreadable: {e}", record.id))
+    })?;
+    Ok(Loaded { stored, record })
+}
+
+fn to_record(
+    stored: &StoredOrder,
+    version: u64,
+    known: &[String],
+) -> Result<OrderRecord, ServiceError> {
+    let id = stored
+        .order
+        .id
+        .as_ref()
+        .map(|i| i.0.clone())
+        .unwrap_or_default();
+    let mut external_ids: Vec<String> = stored.order.external_id.iter().cloned().collect();
+    for old in known {
+        if !external_ids.contains(old) {
+            external_ids.push(old.clone());
+        }
+    }
+    Ok(OrderRecord {
+        id,
+        external_ids,
+        version,
+        body: encode(stored)?,
+    })
+}
+
+/// Whether an order is DELETED (reads still return it, marked so).
+pub fn is_deleted(order: &FastOrder) -> bool {
+    order.status == Some(OrderStatus::Deleted)
+}

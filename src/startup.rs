@@ -1,0 +1,176 @@
+//! The composition root: opens the store, loads the catalog, builds the service and the
+//! HTTP server on a bound listener (port 0 allowed), and runs until SIGTERM/SIGINT.
+//! Tests build exactly this.
+
+use crate::clock::{Clock, SystemClock};
+use crate::config::Settings;
+use crate::domain::CatalogError;
+use crate::http::{self, body::BodyLimits, AppState, Readiness};
+use crate::service::{Service, ServiceSettings};
+use crate::store::sled::SledStore;
+use crate::store::{Store, StoreError};
+use actix_web::{web, App, HttpServer};
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How often expired idempotency records are pruned.
+const PRUNE_EVERY: Duration = Duration::from_secs(3600);
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error(transparent)]
+    Catalog(#[from] CatalogError),
+    #[error("store: {0}")]
+    Store(#[from] StoreError),
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        addr: String,
+        source: std::io::Error,
+    },
+    #[error("server: {0}")]
+    Server(#[from] std::io::Error),
+}
+
+pub struct Application {
+    port: u16,
+    server: actix_web::dev::Server,
+    service: Arc<Service>,
+    store: Arc<dyn Store>,
+    readiness: Arc<Readiness>,
+}
+
+impl Application {
+    pub async fn build(settings: Settings) -> Result<Application, StartupError> {
+        Application::build_with_clock(settings, Arc::new(SystemClock)).await
+    }
+
+    pub async fn build_with_clock(
+        settings: Settings,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Application, StartupError> {
+        let catalog = Arc::new(crate::catalog::load(settings.catalog.as_deref())?);
+        let data_dir = settings.data_dir.clone();
+        let cache = settings.cache_capacity;
+        let store: Arc<dyn Store> = Arc::new(
+            tokio::task::spawn_blocking(move || SledStore::open(&data_dir, cache))
+                .await
+                .map_err(|e| StoreError::Io(e.to_string()))??,
+        );
+        let service = Arc::new(Service::new(
+            store.clone(),
+            catalog,
+            clock,
+            ServiceSettings {
+                idempotency_retention: settings.idempotency_retention,
+                ..ServiceSettings::default()
+            },
+        ));
+        let readiness = Arc::new(Readiness::default());
+        let state = web::Data::new(AppState {
+            service: service.clone(),
+            limits: BodyLimits {
+                max_bytes: settings.body_limit,
+                read_timeout: settings.body_read_timeout,
+            },
+            readiness: readiness.clone(),
+        });
+        let listener =
+            TcpListener::bind(settings.listen).map_err(|source| StartupError::Listen {
+                addr: settings.listen.to_string(),
+                source,
+            })?;
+        let addr = listener.local_addr()?;
+        let mut server = HttpServer::new(move || {
+            App::new()
+                .app_data(state.clone())
+                .configure(http::configure)
+                .default_service(web::to(http::not_found))
+                .wrap_fn(http::traced)
+        })
+        .disable_signals()
+        .shutdown_timeout(settings.shutdown_timeout.as_secs().max(1));
+        if settings.workers > 0 {
+            server = server.workers(settings.workers);
+        }
+        let server = server.listen(listener)?.run();
+        tracing::info!(addr = %addr, "listening on http://{addr}");
+        Ok(Application {
+            port: addr.port(),
+            server,
+            service,
+            store,
+            readiness,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn service(&self) -> Arc<Service> {
+        self.service.clone()
+    }
+
+    /// Serves until SIGTERM/SIGINT, then stops accepting, lets in-flight requests finish,
+    /// flushes the store and returns.
+    pub async fn run_until_stopped(self) -> Result<(), StartupError> {
+        let Application {
+            server,
+            service,
+            store,
+            readiness,
+            ..
+        } = self;
+        let pruner = tokio::spawn(prune_forever(service));
+        let handle = server.handle();
+        readiness.set(true);
+        let mut server = std::pin::pin!(server);
+        let result = tokio::select! {
+            r = &mut server => r,
+            () = shutdown_signal() => {
+                tracing::info!("shutdown requested: draining in-flight requests");
+                readiness.set(false);
+                handle.stop(true).await;
+                server.await
+            }
+        };
+        pruner.abort();
+        store.flush().await?;
+        tracing::info!("stopped");
+        Ok(result?)
+    }
+}
+
+async fn prune_forever(service: Arc<Service>) {
+    loop {
+        match service.prune_idempotency().await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(pruned = n, "expired idempotency records removed"),
+            Err(e) => tracing::warn!(error = %e, "pruning idempotency records failed"),
+        }
+        tokio::time::sleep(PRUNE_EVERY).await;
+    }
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

@@ -1,0 +1,127 @@
+//! The store: where orders, idempotency records and outbox entries live.
+//!
+//! The trait exposes *units of atomicity*, never raw transactions: one [`Commit`] writes an
+//! order, the idempotency record of the request that changed it and any outbox entries
+//! together, and makes them durable before it returns. sled is the first implementation;
+//! a PostgreSQL one must fit the same trait without changing callers.
+//!
+//! The store does not look inside an order: it keeps the serialized order bytes plus the ids
+//! it must index (the Fast order id as primary key, and every seller `external_id` the order
+//! was ever known by).
+
+pub mod sled;
+
+use async_trait::async_trait;
+
+/// One stored order: the serialized domain order plus what the store indexes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrderRecord {
+    /// Fast's order id (`order.id.value`): the primary key.
+    pub id: String,
+    /// Seller ids that find this order, current one first. Old ones stay findable.
+    pub external_ids: Vec<String>,
+    /// Bumped by the caller on every commit; the store checks it (optimistic concurrency).
+    pub version: u64,
+    /// The serialized order, opaque to the store.
+    pub body: Vec<u8>,
+}
+
+/// Key of an idempotency record: Fast's `request_id`, scoped by the `app_id` it came with.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct IdempotencyKey {
+    pub app_id: String,
+    pub request_id: String,
+}
+
+/// The stored answer to a mutating request, replayed byte for byte on a repeat.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdempotencyRecord {
+    /// SHA-256 of the endpoint and the canonical request body.
+    pub fingerprint: [u8; 32],
+    /// HTTP status of the first answer.
+    pub status: u16,
+    /// Exact bytes of the first answer.
+    pub body: Vec<u8>,
+    /// When it was written, in milliseconds since the Unix epoch (drives retention).
+    pub created_at_ms: u64,
+}
+
+/// An event for the merchant's commerce backend, written with the change that caused it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboxEntry {
+    /// Stable event id (UUIDv7, so key order is creation order).
+    pub id: String,
+    /// Fast order id the event belongs to.
+    pub order_id: String,
+    /// Per-order counter from 1.
+    pub sequence: u64,
+    /// The serialized event.
+    pub body: Vec<u8>,
+    pub created_at_ms: u64,
+}
+
+/// The write half of an order change.
+#[derive(Debug, Clone)]
+pub struct OrderWrite {
+    pub record: OrderRecord,
+    /// `None`: the order must not exist yet. `Some(v)`: the stored version must be `v`.
+    pub expected_version: Option<u64>,
+}
+
+/// Everything one request changes, committed atomically and durably.
+#[derive(Debug, Clone, Default)]
+pub struct Commit {
+    pub order: Option<OrderWrite>,
+    pub idempotency: Option<(IdempotencyKey, IdempotencyRecord)>,
+    pub outbox: Vec<OutboxEntry>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The expected version did not match (or the order already exists on a create).
+    #[error("the order changed concurrently (version conflict)")]
+    Conflict,
+    /// The idempotency key was already recorded by another writer.
+    #[error("the request id was already recorded")]
+    DuplicateRequest,
+    /// Stored bytes could not be decoded: never silently dropped.
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+    /// The data directory is held by another process.
+    #[error("the data directory {0} is locked by another fast-seller process")]
+    Locked(String),
+    /// Any I/O or engine failure; the commit did not happen (or is not durable).
+    #[error("storage failure: {0}")]
+    Io(String),
+}
+
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// The order with this Fast id.
+    async fn get_order(&self, id: &str) -> Result<Option<OrderRecord>, StoreError>;
+    /// The order that ever carried this seller `external_id`.
+    async fn find_order_by_external_id(
+        &self,
+        external_id: &str,
+    ) -> Result<Option<OrderRecord>, StoreError>;
+    async fn get_idempotency(
+        &self,
+        key: &IdempotencyKey,
+    ) -> Result<Option<IdempotencyRecord>, StoreError>;
+    /// Writes everything in `commit` in one transaction and returns only once it is durable
+    /// (flushed to disk). Either all of it is visible afterwards, or none of it.
+    async fn commit(&self, commit: Commit) -> Result<(), StoreError>;
+    /// Deletes idempotency records created before `before_ms`; returns how many.
+    async fn prune_idempotency(&self, before_ms: u64) -> Result<u64, StoreError>;
+    /// Counts stored orders and idempotency records (health detail, benchmarks, tests).
+    async fn counts(&self) -> Result<StoreCounts, StoreError>;
+    /// Makes every earlier write durable (shutdown).
+    async fn flush(&self) -> Result<(), StoreError>;
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct StoreCounts {
+    pub orders: u64,
+    pub idempotency_records: u64,
+    pub outbox_entries: u64,
+}

@@ -1,0 +1,887 @@
+//! The sled implementation of [`Store`].
+//!
+//! Layout (database in `<data_dir>/sled-v1/`):
+//! - `v1.orders`: Fast order id → encoded [`OrderRecord`]
+//! - `v1.order_ext`: seller external id → Fast order id (raw UTF-8)
+//! - `v1.idem`: `app_id` + `0x00` + `request_id` → encoded [`IdempotencyRecord`]
+//! - `v1.idem_time`: `created_at_ms` (big-endian) + idem key → empty (pruning index)
+//! - `v1.outbox`: entry id → encoded [`OutboxEntry`]
+//!
+//! Encoded values are a format byte ([`FORMAT`]) followed by a length-prefixed binary
+//! layout: integers big-endian, byte strings as a `u64` big-endian length plus the bytes.
+//!
+//! Every commit is one multi-tree transaction, made durable by a group-commit flusher
+//! thread that serves all queued commits with one `Db::flush`.
+
+use std::path::Path;
+use std::sync::{mpsc, Arc};
+use std::thread::JoinHandle;
+
+use async_trait::async_trait;
+use sled::transaction::{abort, ConflictableTransactionError, TransactionError, TransactionalTree};
+use sled::Transactional;
+use tokio::sync::oneshot;
+
+use super::{
+    Commit, IdempotencyKey, IdempotencyRecord, OrderRecord, OutboxEntry, Store, StoreCounts,
+    StoreError,
+};
+
+/// Folder of this on-disk format inside the data directory.
+const DB_DIR: &str = "sled-v1";
+/// Leading byte of every encoded value.
+const FORMAT: u8 = 1;
+
+const ORDERS: &str = "v1.orders";
+const ORDER_EXT: &str = "v1.order_ext";
+const IDEM: &str = "v1.idem";
+const IDEM_TIME: &str = "v1.idem_time";
+const OUTBOX: &str = "v1.outbox";
+
+/// One request for the flusher: completed once a flush covering it has finished.
+type FlushWaiter = oneshot::Sender<Result<(), String>>;
+
+/// A [`Store`] backed by sled, with group commit.
+pub struct SledStore {
+    trees: Arc<Trees>,
+    /// Queue of the flusher thread; `None` only while dropping.
+    flush_tx: Option<mpsc::Sender<FlushWaiter>>,
+    flusher: Option<JoinHandle<()>>,
+}
+
+/// The trees of the format, cheap to share with blocking tasks.
+struct Trees {
+    orders: sled::Tree,
+    order_ext: sled::Tree,
+    idem: sled::Tree,
+    idem_time: sled::Tree,
+    outbox: sled::Tree,
+}
+
+impl SledStore {
+    /// Opens (or creates) the database in `<data_dir>/sled-v1/`.
+    ///
+    /// Returns [`StoreError::Locked`] when another process holds the directory.
+    pub fn open(data_dir: &Path, cache_capacity_bytes: u64) -> Result<SledStore, StoreError> {
+        std::fs::create_dir_all(data_dir)
+            .map_err(|e| StoreError::Io(format!("cannot create {}: {e}", data_dir.display())))?;
+        let path = data_dir.join(DB_DIR);
+        let db = sled::Config::new()
+            .path(&path)
+            .cache_capacity(cache_capacity_bytes)
+            .mode(sled::Mode::LowSpace)
+            .open()
+            .map_err(|e| open_error(&path, e))?;
+        let trees = Arc::new(Trees::open(&db)?);
+        let db = Arc::new(db);
+        let (flush_tx, flush_rx) = mpsc::channel();
+        let flusher = std::thread::Builder::new()
+            .name("sled-flusher".into())
+            .spawn(move || run_flusher(&db, &flush_rx))
+            .map_err(|e| StoreError::Io(format!("cannot start the flusher thread: {e}")))?;
+        Ok(SledStore {
+            trees,
+            flush_tx: Some(flush_tx),
+            flusher: Some(flusher),
+        })
+    }
+
+    /// Waits until a flush started after this call has completed.
+    async fn flush_through_flusher(&self) -> Result<(), StoreError> {
+        let (tx, rx) = oneshot::channel();
+        self.flush_tx
+            .as_ref()
+            .ok_or_else(|| StoreError::Io("the flusher has stopped".into()))?
+            .send(tx)
+            .map_err(|_| StoreError::Io("the flusher has stopped".into()))?;
+        rx.await
+            .map_err(|_| StoreError::Io("the flusher dropped a flush request".into()))?
+            .map_err(|e| StoreError::Io(format!("flush failed: {e}")))
+    }
+
+    /// Runs `f` on the trees in a blocking task.
+    async fn with_trees<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Trees) -> Result<T, StoreError> + Send + 'static,
+    {
+        let trees = Arc::clone(&self.trees);
+        blocking(move || f(&trees)).await
+    }
+}
+
+impl Drop for SledStore {
+    /// Stops the flusher and waits for it, so the database lock is released on return.
+    fn drop(&mut self) {
+        self.flush_tx = None;
+        if let Some(flusher) = self.flusher.take() {
+            if flusher.join().is_err() {
+                tracing::error!("the sled flusher thread panicked");
+            }
+        }
+    }
+}
+
+/// Maps an open error: a held file lock is [`StoreError::Locked`], the rest is I/O.
+fn open_error(path: &Path, e: sled::Error) -> StoreError {
+    match e {
+        sled::Error::Io(io) if io.to_string().contains("could not acquire lock") => {
+            StoreError::Locked(path.display().to_string())
+        }
+        other => StoreError::Io(format!("cannot open {}: {other}", path.display())),
+    }
+}
+
+/// Group commit: one `flush` for every request queued meanwhile. Ends when the store drops.
+fn run_flusher(db: &sled::Db, requests: &mpsc::Receiver<FlushWaiter>) {
+    while let Ok(first) = requests.recv() {
+        let mut waiters = vec![first];
+        waiters.extend(requests.try_iter());
+        let result = db.flush().map(drop).map_err(|e| e.to_string());
+        if let Err(e) = &result {
+            tracing::error!(error = %e, "sled flush failed");
+        }
+        for waiter in waiters {
+            // The caller may have gone away (cancelled request); nothing to do then.
+            let _ = waiter.send(result.clone());
+        }
+    }
+}
+
+/// Runs blocking sled work off the async workers, inside the caller's tracing span.
+async fn blocking<T, F>(f: F) -> Result<T, StoreError>
+where
+    T: Send + 'static,
+    F: FnOnce() -> Result<T, StoreError> + Send + 'static,
+{
+    let span = tracing::Span::current();
+    tokio::task::spawn_blocking(move || span.in_scope(f))
+        .await
+        .map_err(|e| StoreError::Io(format!("blocking store task failed: {e}")))?
+}
+
+fn io_error(e: sled::Error) -> StoreError {
+    StoreError::Io(e.to_string())
+}
+
+fn tx_error(e: TransactionError<StoreError>) -> StoreError {
+    match e {
+        TransactionError::Abort(e) => e,
+        TransactionError::Storage(e) => io_error(e),
+    }
+}
+
+type TxResult<T> = Result<T, ConflictableTransactionError<StoreError>>;
+
+impl Trees {
+    fn open(db: &sled::Db) -> Result<Trees, StoreError> {
+        let tree = |name: &str| db.open_tree(name).map_err(io_error);
+        Ok(Trees {
+            orders: tree(ORDERS)?,
+            order_ext: tree(ORDER_EXT)?,
+            idem: tree(IDEM)?,
+            idem_time: tree(IDEM_TIME)?,
+            outbox: tree(OUTBOX)?,
+        })
+    }
+
+    fn get_order(&self, id: &str) -> Result<Option<OrderRecord>, StoreError> {
+        self.orders
+            .get(id)
+            .map_err(io_error)?
+            .map(|v| decode(ORDERS, id.as_bytes(), &v))
+            .transpose()
+    }
+
+    fn find_order_by_external_id(&self, ext: &str) -> Result<Option<OrderRecord>, StoreError> {
+        let Some(id) = self.order_ext.get(ext).map_err(io_error)? else {
+            return Ok(None);
+        };
+        let id = std::str::from_utf8(&id)
+            .map_err(|_| corrupt(ORDER_EXT, ext.as_bytes(), "order id is not UTF-8"))?;
+        match self.get_order(id)? {
+            Some(order) => Ok(Some(order)),
+            None => Err(corrupt(
+                ORDER_EXT,
+                ext.as_bytes(),
+                "points to a missing order",
+            )),
+        }
+    }
+
+    fn get_idempotency(
+        &self,
+        key: &IdempotencyKey,
+    ) -> Result<Option<IdempotencyRecord>, StoreError> {
+        let key = idem_key(key);
+        self.idem
+            .get(&key)
+            .map_err(io_error)?
+            .map(|v| decode(IDEM, &key, &v))
+            .transpose()
+    }
+
+    fn commit(&self, batch: &EncodedCommit) -> Result<(), StoreError> {
+        (
+            &self.orders,
+            &self.order_ext,
+            &self.idem,
+            &self.idem_time,
+            &self.outbox,
+        )
+            .transaction(|(orders, order_ext, idem, idem_time, outbox)| {
+                if let Some((key, time_key, value)) = &batch.idempotency {
+                    if idem.get(key)?.is_some() {
+                        return abort(StoreError::DuplicateRequest);
+                    }
+                    idem.insert(key.as_slice(), value.as_slice())?;
+                    idem_time.insert(time_key.as_slice(), &[][..])?;
+                }
+                if let Some(order) = &batch.order {
+                    write_order(orders, order_ext, order)?;
+                }
+                for (id, value) in &batch.outbox {
+                    outbox.insert(id.as_bytes(), value.as_slice())?;
+                }
+                Ok(())
+            })
+            .map_err(tx_error)
+    }
+
+    /// Removes the idempotency records indexed before `before_ms`; returns how many.
+    fn prune_idempotency(&self, before_ms: u64) -> Result<u64, StoreError> {
+        let mut removed = 0;
+        for entry in self.idem_time.range(..before_ms.to_be_bytes()) {
+            let (time_key, _) = entry.map_err(io_error)?;
+            let key = time_key
+                .get(8..)
+                .ok_or_else(|| corrupt(IDEM_TIME, &time_key, "key shorter than its timestamp"))?;
+            let existed = (&self.idem, &self.idem_time)
+                .transaction(|(idem, idem_time)| {
+                    idem_time.remove(&*time_key)?;
+                    Ok(idem.remove(key)?.is_some())
+                })
+                .map_err(tx_error)?;
+            removed += u64::from(existed);
+        }
+        Ok(removed)
+    }
+
+    fn counts(&self) -> StoreCounts {
+        let len = |t: &sled::Tree| t.len() as u64;
+        StoreCounts {
+            orders: len(&self.orders),
+            idempotency_records: len(&self.idem),
+            outbox_entries: len(&self.outbox),
+        }
+    }
+}
+
+/// Checks the expected version, then writes the order and indexes its external ids.
+fn write_order(
+    orders: &TransactionalTree,
+    order_ext: &TransactionalTree,
+    order: &EncodedOrder,
+) -> TxResult<()> {
+    let stored = orders.get(order.id.as_bytes())?;
+    let stored_version = match &stored {
+        Some(v) => Some(
+            decode::<OrderRecord>(ORDERS, order.id.as_bytes(), v)
+                .map_err(ConflictableTransactionError::Abort)?
+                .version,
+        ),
+        None => None,
+    };
+    if stored_version != order.expected_version {
+        return abort(StoreError::Conflict);
+    }
+    orders.insert(order.id.as_bytes(), order.value.as_slice())?;
+    for ext in &order.external_ids {
+        order_ext.insert(ext.as_bytes(), order.id.as_bytes())?;
+    }
+    Ok(())
+}
+
+/// A [`Commit`] with every value encoded up front, so the transaction closure only reads
+/// and writes (it may run several times).
+struct EncodedCommit {
+    order: Option<EncodedOrder>,
+    /// Idem key, time-index key, encoded record.
+    idempotency: Option<(Vec<u8>, Vec<u8>, Vec<u8>)>,
+    /// Entry id, encoded entry.
+    outbox: Vec<(String, Vec<u8>)>,
+}
+
+struct EncodedOrder {
+    id: String,
+    external_ids: Vec<String>,
+    expected_version: Option<u64>,
+    value: Vec<u8>,
+}
+
+impl EncodedCommit {
+    fn new(commit: Commit) -> EncodedCommit {
+        let order = commit.order.map(|w| EncodedOrder {
+            value: encode(&w.record),
+            id: w.record.id,
+            external_ids: w.record.external_ids,
+            expected_version: w.expected_version,
+        });
+        let idempotency = commit.idempotency.map(|(key, record)| {
+            let key = idem_key(&key);
+            let mut time_key = record.created_at_ms.to_be_bytes().to_vec();
+            time_key.extend_from_slice(&key);
+            (key, time_key, encode(&record))
+        });
+        let outbox = commit
+            .outbox
+            .into_iter()
+            .map(|e| {
+                let value = encode(&e);
+                (e.id, value)
+            })
+            .collect();
+        EncodedCommit {
+            order,
+            idempotency,
+            outbox,
+        }
+    }
+}
+
+/// `app_id` bytes + `0x00` + `request_id` bytes.
+fn idem_key(key: &IdempotencyKey) -> Vec<u8> {
+    let mut out = Vec::with_capacity(key.app_id.len() + 1 + key.request_id.len());
+    out.extend_from_slice(key.app_id.as_bytes());
+    out.push(0);
+    out.extend_from_slice(key.request_id.as_bytes());
+    out
+}
+
+#[async_trait]
+impl Store for SledStore {
+    async fn get_order(&self, id: &str) -> Result<Option<OrderRecord>, StoreError> {
+        let id = id.to_owned();
+        self.with_trees(move |t| t.get_order(&id)).await
+    }
+
+    async fn find_order_by_external_id(
+        &self,
+        external_id: &str,
+    ) -> Result<Option<OrderRecord>, StoreError> {
+        let ext = external_id.to_owned();
+        self.with_trees(move |t| t.find_order_by_external_id(&ext))
+            .await
+    }
+
+    async fn get_idempotency(
+        &self,
+        key: &IdempotencyKey,
+    ) -> Result<Option<IdempotencyRecord>, StoreError> {
+        let key = key.clone();
+        self.with_trees(move |t| t.get_idempotency(&key)).await
+    }
+
+    async fn commit(&self, commit: Commit) -> Result<(), StoreError> {
+        let batch = EncodedCommit::new(commit);
+        self.with_trees(move |t| t.commit(&batch)).await?;
+        self.flush_through_flusher().await
+    }
+
+    async fn prune_idempotency(&self, before_ms: u64) -> Result<u64, StoreError> {
+        let removed = self
+            .with_trees(move |t| t.prune_idempotency(before_ms))
+            .await?;
+        self.flush_through_flusher().await?;
+        Ok(removed)
+    }
+
+    async fn counts(&self) -> Result<StoreCounts, StoreError> {
+        self.with_trees(|t| Ok(t.counts())).await
+    }
+
+    async fn flush(&self) -> Result<(), StoreError> {
+        self.flush_through_flusher().await
+    }
+}
+
+// ---- value encoding ----
+
+/// A stored value: written after the [`FORMAT`] byte, read back by [`decode`].
+trait Codec: Sized {
+    fn write(&self, w: &mut Vec<u8>);
+    fn read(r: &mut Reader<'_>) -> Result<Self, &'static str>;
+}
+
+fn encode<T: Codec>(value: &T) -> Vec<u8> {
+    let mut out = vec![FORMAT];
+    value.write(&mut out);
+    out
+}
+
+/// Decodes a value of `tree` at `key`; any malformation is [`StoreError::Corrupt`].
+fn decode<T: Codec>(tree: &str, key: &[u8], bytes: &[u8]) -> Result<T, StoreError> {
+    let mut r = Reader(bytes);
+    let value = match r.u8() {
+        Ok(FORMAT) => T::read(&mut r),
+        Ok(_) => Err("unknown format byte"),
+        Err(e) => Err(e),
+    }
+    .map_err(|e| corrupt(tree, key, e))?;
+    if r.0.is_empty() {
+        Ok(value)
+    } else {
+        Err(corrupt(tree, key, "trailing bytes"))
+    }
+}
+
+fn corrupt(tree: &str, key: &[u8], reason: &str) -> StoreError {
+    StoreError::Corrupt(format!(
+        "tree {tree}, key {:?}: {reason}",
+        String::from_utf8_lossy(key)
+    ))
+}
+
+fn put_u64(w: &mut Vec<u8>, v: u64) {
+    w.extend_from_slice(&v.to_be_bytes());
+}
+
+/// Length-prefixed bytes (`u64` big-endian length).
+fn put_bytes(w: &mut Vec<u8>, bytes: &[u8]) {
+    put_u64(w, bytes.len() as u64);
+    w.extend_from_slice(bytes);
+}
+
+/// A cursor over an encoded value.
+struct Reader<'a>(&'a [u8]);
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8], &'static str> {
+        if self.0.len() < n {
+            return Err("truncated value");
+        }
+        let (head, rest) = self.0.split_at(n);
+        self.0 = rest;
+        Ok(head)
+    }
+
+    fn array<const N: usize>(&mut self) -> Result<[u8; N], &'static str> {
+        self.take(N)?.try_into().map_err(|_| "truncated value")
+    }
+
+    fn u8(&mut self) -> Result<u8, &'static str> {
+        Ok(self.array::<1>()?[0])
+    }
+
+    fn u16(&mut self) -> Result<u16, &'static str> {
+        Ok(u16::from_be_bytes(self.array()?))
+    }
+
+    fn u64(&mut self) -> Result<u64, &'static str> {
+        Ok(u64::from_be_bytes(self.array()?))
+    }
+
+    fn bytes(&mut self) -> Result<Vec<u8>, &'static str> {
+        let len = usize::try_from(self.u64()?).map_err(|_| "length out of range")?;
+        Ok(self.take(len)?.to_vec())
+    }
+
+    fn string(&mut self) -> Result<String, &'static str> {
+        String::from_utf8(self.bytes()?).map_err(|_| "string is not UTF-8")
+    }
+}
+
+impl Codec for OrderRecord {
+    fn write(&self, w: &mut Vec<u8>) {
+        put_bytes(w, self.id.as_bytes());
+        put_u64(w, self.external_ids.len() as u64);
+        for ext in &self.external_ids {
+            put_bytes(w, ext.as_bytes());
+        }
+        put_u64(w, self.version);
+        put_bytes(w, &self.body);
+    }
+
+    fn read(r: &mut Reader<'_>) -> Result<Self, &'static str> {
+        let id = r.string()?;
+        let count = r.u64()?;
+        let external_ids = (0..count).map(|_| r.string()).collect::<Result<_, _>>()?;
+        Ok(OrderRecord {
+            id,
+            external_ids,
+            version: r.u64()?,
+            body: r.bytes()?,
+        })
+    }
+}
+
+impl Codec for IdempotencyRecord {
+    fn write(&self, w: &mut Vec<u8>) {
+        w.extend_from_slice(&self.fingerprint);
+        w.extend_from_slice(&self.status.to_be_bytes());
+        put_u64(w, self.created_at_ms);
+        put_bytes(w, &self.body);
+    }
+
+    fn read(r: &mut Reader<'_>) -> Result<Self, &'static str> {
+        Ok(IdempotencyRecord {
+            fingerprint: r.array()?,
+            status: r.u16()?,
+            created_at_ms: r.u64()?,
+            body: r.bytes()?,
+        })
+    }
+}
+
+impl Codec for OutboxEntry {
+    fn write(&self, w: &mut Vec<u8>) {
+        put_bytes(w, self.id.as_bytes());
+        put_bytes(w, self.order_id.as_bytes());
+        put_u64(w, self.sequence);
+        put_u64(w, self.created_at_ms);
+        put_bytes(w, &self.body);
+    }
+
+    fn read(r: &mut Reader<'_>) -> Result<Self, &'static str> {
+        Ok(OutboxEntry {
+            id: r.string()?,
+            order_id: r.string()?,
+            sequence: r.u64()?,
+            created_at_ms: r.u64()?,
+            body: r.bytes()?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::OrderWrite;
+    use tempfile::TempDir;
+
+    const CACHE: u64 = 8 * 1024 * 1024;
+
+    fn open(dir: &TempDir) -> SledStore {
+        SledStore::open(dir.path(), CACHE).expect("open")
+    }
+
+    fn order(id: &str, external_ids: &[&str], version: u64) -> OrderRecord {
+        OrderRecord {
+            id: id.into(),
+            external_ids: external_ids.iter().map(|s| s.to_string()).collect(),
+            version,
+            body: format!("{{\"id\":\"{id}\",\"v\":{version}}}").into_bytes(),
+        }
+    }
+
+    fn key(request_id: &str) -> IdempotencyKey {
+        IdempotencyKey {
+            app_id: "app".into(),
+            request_id: request_id.into(),
+        }
+    }
+
+    fn answer(created_at_ms: u64) -> IdempotencyRecord {
+        IdempotencyRecord {
+            fingerprint: [7; 32],
+            status: 201,
+            // Not UTF-8: bodies are bytes.
+            body: vec![0xff, 0x00, b'{', b'}'],
+            created_at_ms,
+        }
+    }
+
+    fn event(id: &str, order_id: &str, sequence: u64) -> OutboxEntry {
+        OutboxEntry {
+            id: id.into(),
+            order_id: order_id.into(),
+            sequence,
+            body: b"{\"type\":\"order.created\"}".to_vec(),
+            created_at_ms: 1_000 + sequence,
+        }
+    }
+
+    fn write(record: OrderRecord, expected_version: Option<u64>, request_id: &str) -> Commit {
+        Commit {
+            order: Some(OrderWrite {
+                record,
+                expected_version,
+            }),
+            idempotency: Some((key(request_id), answer(1_000))),
+            outbox: Vec::new(),
+        }
+    }
+
+    fn counts(orders: u64, idempotency_records: u64, outbox_entries: u64) -> StoreCounts {
+        StoreCounts {
+            orders,
+            idempotency_records,
+            outbox_entries,
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn commit_then_read_back() {
+        let dir = TempDir::new().unwrap();
+        let store = open(&dir);
+        let mut commit = write(order("o1", &["e1"], 1), None, "r1");
+        commit.outbox = vec![event("ev1", "o1", 1), event("ev2", "o1", 2)];
+        store.commit(commit.clone()).await.unwrap();
+
+        assert_eq!(
+            store.get_order("o1").await.unwrap(),
+            Some(order("o1", &["e1"], 1))
+        );
+        assert_eq!(
+            store.get_idempotency(&key("r1")).await.unwrap(),
+            Some(answer(1_000))
+        );
+        for entry in &commit.outbox {
+            let raw = store.trees.outbox.get(&entry.id).unwrap().unwrap();
+            let stored: OutboxEntry = decode(OUTBOX, entry.id.as_bytes(), &raw).unwrap();
+            assert_eq!(&stored, entry);
+        }
+        assert_eq!(store.counts().await.unwrap(), counts(1, 1, 2));
+        assert_eq!(store.get_order("missing").await.unwrap(), None);
+        assert_eq!(store.get_idempotency(&key("missing")).await.unwrap(), None);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn create_of_existing_order_conflicts_and_writes_nothing() {
+        let dir = TempDir::new().unwrap();
+        let store = open(&dir);
+        store
+            .commit(write(order("o1", &["e1"], 1), None, "r1"))
+            .await
+            .unwrap();
+
+        let mut again = write(order("o1", &["e2"], 1), None, "r2");
+        again.outbox = vec![event("ev9", "o1", 9)];
+        let err = store.commit(again).await.unwrap_err();
+        assert!(matches!(err, StoreError::Conflict), "{err:?}");
+
+        assert_eq!(store.get_idempotency(&key("r2")).await.unwrap(), None);
+        assert_eq!(store.find_order_by_external_id("e2").await.unwrap(), None);
+        assert_eq!(
+            store.get_order("o1").await.unwrap(),
+            Some(order("o1", &["e1"], 1))
+        );
+        assert_eq!(store.counts().await.unwrap(), counts(1, 1, 0));
+        assert_eq!(store.trees.idem_time.len(), 1);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn stale_version_conflicts() {
+        let dir = TempDir::new().unwrap();
+        let store = open(&dir);
+        store
+            .commit(write(order("o1", &["e1"], 1), None, "r1"))
+            .await
+            .unwrap();
+
+        let err = store
+            .commit(write(order("o1", &["e1"], 2), Some(5), "r2"))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, StoreError::Conflict), "{err:?}");
+        store
+            .commit(write(order("o1", &["e1"], 2), Some(1), "r3"))
+            .await
+            .unwrap();
+        let err = store
+            .commit(write(order("o1", &["e1"], 3), Some(1), "r4"))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, StoreError::Conflict), "{err:?}");
+        // An update of an order that does not exist conflicts too.
+        let err = store
+            .commit(write(order("o2", &["x"], 2), Some(1), "r5"))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, StoreError::Conflict), "{err:?}");
+
+        assert_eq!(store.get_order("o1").await.unwrap().unwrap().version, 2);
+        assert_eq!(store.get_idempotency(&key("r2")).await.unwrap(), None);
+        assert_eq!(store.get_idempotency(&key("r4")).await.unwrap(), None);
+        assert_eq!(store.counts().await.unwrap(), counts(1, 2, 0));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn duplicate_request_id_writes_nothing() {
+        let dir = TempDir::new().unwrap();
+        let store = open(&dir);
+        store
+            .commit(write(order("o1", &["e1"], 1), None, "r1"))
+            .await
+            .unwrap();
+
+        let mut dup = write(order("o2", &["e2"], 1), None, "r1");
+        dup.idempotency = Some((key("r1"), answer(5_000)));
+        dup.outbox = vec![event("ev1", "o2", 1)];
+        let err = store.commit(dup).await.unwrap_err();
+        assert!(matches!(err, StoreError::DuplicateRequest), "{err:?}");
+
+        assert_eq!(store.get_order("o2").await.unwrap(), None);
+        assert_eq!(store.find_order_by_external_id("e2").await.unwrap(), None);
+        assert_eq!(
+            store.get_idempotency(&key("r1")).await.unwrap(),
+            Some(answer(1_000))
+        );
+        assert_eq!(store.counts().await.unwrap(), counts(1, 1, 0));
+        assert_eq!(store.trees.idem_time.len(), 1);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn finds_order_by_every_external_id_ever_used() {
+        let dir = TempDir::new().unwrap();
+        let store = open(&dir);
+        store
+            .commit(write(order("o1", &["a1", "a2"], 1), None, "r1"))
+            .await
+            .unwrap();
+        store
+            .commit(write(order("o1", &["b1"], 2), Some(1), "r2"))
+            .await
+            .unwrap();
+
+        for ext in ["a1", "a2", "b1"] {
+            let found = store.find_order_by_external_id(ext).await.unwrap();
+            assert_eq!(found, Some(order("o1", &["b1"], 2)), "{ext}");
+        }
+        assert_eq!(store.find_order_by_external_id("zz").await.unwrap(), None);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn prune_removes_only_older_records() {
+        let dir = TempDir::new().unwrap();
+        let store = open(&dir);
+        for (request_id, created_at_ms) in [("old", 1_000), ("edge", 2_000), ("new", 3_000)] {
+            let commit = Commit {
+                idempotency: Some((key(request_id), answer(created_at_ms))),
+                ..Commit::default()
+            };
+            store.commit(commit).await.unwrap();
+        }
+
+        assert_eq!(store.prune_idempotency(2_000).await.unwrap(), 1);
+        assert_eq!(store.get_idempotency(&key("old")).await.unwrap(), None);
+        assert_eq!(
+            store.get_idempotency(&key("edge")).await.unwrap(),
+            Some(answer(2_000))
+        );
+        assert_eq!(
+            store.get_idempotency(&key("new")).await.unwrap(),
+            Some(answer(3_000))
+        );
+        assert_eq!(store.trees.idem_time.len(), 2);
+        assert_eq!(store.counts().await.unwrap(), counts(0, 2, 0));
+        assert_eq!(store.prune_idempotency(2_000).await.unwrap(), 0);
+        assert_eq!(store.prune_idempotency(u64::MAX).await.unwrap(), 2);
+        assert_eq!(store.trees.idem_time.len(), 0);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn data_survives_reopen() {
+        let dir = TempDir::new().unwrap();
+        let mut commit = write(order("o1", &["e1"], 1), None, "r1");
+        commit.outbox = vec![event("ev1", "o1", 1)];
+        {
+            let store = open(&dir);
+            store.commit(commit).await.unwrap();
+        }
+        assert!(dir.path().join(DB_DIR).is_dir());
+        let store = open(&dir);
+        assert_eq!(
+            store.find_order_by_external_id("e1").await.unwrap(),
+            Some(order("o1", &["e1"], 1))
+        );
+        assert_eq!(
+            store.get_idempotency(&key("r1")).await.unwrap(),
+            Some(answer(1_000))
+        );
+        assert_eq!(store.counts().await.unwrap(), counts(1, 1, 1));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn second_open_of_a_held_directory_is_locked() {
+        let dir = TempDir::new().unwrap();
+        let first = open(&dir);
+        let err = SledStore::open(dir.path(), CACHE).err().expect("must fail");
+        assert!(
+            matches!(&err, StoreError::Locked(p) if p.contains(DB_DIR)),
+            "{err:?}"
+        );
+        drop(first);
+        // Dropping the store releases the lock.
+        drop(open(&dir));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn corrupt_values_are_reported_not_panicked() {
+        let dir = TempDir::new().unwrap();
+        let store = open(&dir);
+        store
+            .commit(write(order("o1", &["e1"], 1), None, "r1"))
+            .await
+            .unwrap();
+        let valid = store.trees.orders.get("o1").unwrap().unwrap();
+
+        let garbage: [&[u8]; 4] = [b"", b"\x09junk", b"\x01\x00\x00", &valid[..valid.len() - 1]];
+        for bytes in garbage {
+            store.trees.orders.insert("o1", bytes).unwrap();
+            let err = store.get_order("o1").await.unwrap_err();
+            assert!(
+                matches!(&err, StoreError::Corrupt(m) if m.contains(ORDERS) && m.contains("o1")),
+                "{err:?}"
+            );
+            let err = store.find_order_by_external_id("e1").await.unwrap_err();
+            assert!(matches!(err, StoreError::Corrupt(_)), "{err:?}");
+            let err = store
+                .commit(write(order("o1", &["e1"], 2), Some(1), "r2"))
+                .await
+                .unwrap_err();
+            assert!(matches!(err, StoreError::Corrupt(_)), "{err:?}");
+        }
+        let mut trailing = valid.to_vec();
+        trailing.push(0);
+        store.trees.orders.insert("o1", trailing).unwrap();
+        let err = store.get_order("o1").await.unwrap_err();
+        assert!(matches!(err, StoreError::Corrupt(_)), "{err:?}");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_commits_all_succeed() {
+        let dir = TempDir::new().unwrap();
+        let store: Arc<dyn Store> = Arc::new(open(&dir));
+        let tasks: Vec<_> = (0..32)
+            .map(|i| {
+                let store = Arc::clone(&store);
+                tokio::spawn(async move {
+                    let id = format!("o{i}");
+                    let mut commit =
+                        write(order(&id, &[&format!("e{i}")], 1), None, &format!("r{i}"));
+                    commit.outbox = vec![event(&format!("ev{i}"), &id, 1)];
+                    store.commit(commit).await
+                })
+            })
+            .collect();
+        for task in tasks {
+            task.await.unwrap().unwrap();
+        }
+        for i in 0..32 {
+            let id = format!("o{i}");
+            let found = store
+                .find_order_by_external_id(&format!("e{i}"))
+                .await
+                .unwrap();
+            assert_eq!(found, Some(order(&id, &[&format!("e{i}")], 1)));
+            assert!(store
+                .get_idempotency(&key(&format!("r{i}")))
+                .await
+                .unwrap()
+                .is_some());
+        }
+        assert_eq!(store.counts().await.unwrap(), counts(32, 32, 32));
+        store.flush().await.unwrap();
+    }
+}
