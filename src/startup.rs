@@ -112,6 +112,11 @@ impl Application {
         self.service.clone()
     }
 
+    /// Stops the server from elsewhere (tests; `run_until_stopped` then flushes and returns).
+    pub fn handle(&self) -> actix_web::dev::ServerHandle {
+        self.server.handle()
+    }
+
     /// Serves until SIGTERM/SIGINT, then stops accepting, lets in-flight requests finish,
     /// flushes the store and returns.
     pub async fn run_until_stopped(self) -> Result<(), StartupError> {

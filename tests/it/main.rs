@@ -1,0 +1,11 @@
+//! One integration test binary (shorter link times on 2-core CI). Every test starts the real
+//! server (`Application::build`, as `main` does) on a random port with its own temporary
+//! sled directory, and talks HTTP to it.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+
+mod helpers;
+
+mod checkout;
+mod crash;
+mod hostile;
+mod idempotency;
