@@ -9,8 +9,8 @@ use super::pricing::reprice;
 use super::status::can_move;
 use super::{DomainError, IdSource, ReasonCode, MAX_QUANTITY};
 use crate::protocol::{
-    CartToOrderConvert, FastOrder, Id, Int64, ItemUpdate, LineReference, Money, OrderDiscount,
-    OrderLine, OrderStatus, OrderType, SegmentStatus, SegmentType, ShipmentPlan,
+    CartToOrderConvert, FastOrder, FulfillmentModel, Id, Int64, ItemUpdate, LineReference, Money,
+    OrderDiscount, OrderLine, OrderStatus, OrderType, SegmentStatus, SegmentType, ShipmentPlan,
     ShipmentPlanUpdate, ShippingOptionSelect, UpdateOrderSegment,
 };
 use std::collections::HashMap;
@@ -342,9 +342,17 @@ fn apply_items(
                 if let Some(c) = &item.customizations {
                     line.extra.insert("customizations".into(), c.clone());
                 }
-                order
-                    .lines
-                    .push(hydrate(line, line_id.clone(), ids.new_id(), sku));
+                let line = hydrate(line, line_id.clone(), ids.new_id(), sku);
+                // A shippable line added after the address is known ships with the first plan.
+                if line.fulfillment_mode == Some(FulfillmentModel::Physical) {
+                    if let Some(plan) = order.shipment_plans.first_mut() {
+                        plan.lines.push(LineReference {
+                            id: line_id.clone(),
+                            ..Default::default()
+                        });
+                    }
+                }
+                order.lines.push(line);
             }
         }
     }
@@ -784,6 +792,21 @@ mod tests {
             missing.statuses[0].reason_code,
             Some("SHIPPING_OPTION_NOT_FOUND")
         );
+        let more = run(
+            &chosen.order,
+            r#"{"items": [{"item_id": {"value": "l7"}, "external_product_id": "mug"}]}"#,
+        );
+        let refs: Vec<_> = more.order.shipment_plans[0]
+            .lines
+            .iter()
+            .map(|r| r.id.0.clone())
+            .collect();
+        assert_eq!(
+            refs,
+            vec!["l1", "l7"],
+            "a physical line added later ships with the plan"
+        );
+        assert_eq!(more.order.total_tax.unwrap().to_wire(), "1.00");
         let abroad = run(
             &o,
             r#"{"shipments": [{"ship_to": {"country_code": "FR"}}]}"#,
