@@ -34,8 +34,12 @@ pub struct Resp {
 
 impl Resp {
     pub fn json(&self) -> Value {
-        serde_json::from_slice(&self.bytes)
-            .unwrap_or_else(|e| panic!("answer is not JSON ({e}): {}", String::from_utf8_lossy(&self.bytes)))
+        serde_json::from_slice(&self.bytes).unwrap_or_else(|e| {
+            panic!(
+                "answer is not JSON ({e}): {}",
+                String::from_utf8_lossy(&self.bytes)
+            )
+        })
     }
 
     pub fn header(&self, name: &str) -> Option<&str> {
@@ -97,7 +101,8 @@ pub async fn spawn_app_in(data_dir: &Path, tweak: impl FnOnce(&mut Settings)) ->
 impl TestApp {
     /// POSTs JSON to `/fast/v1/<verb>`.
     pub async fn post(&self, verb: &str, body: &Value) -> Resp {
-        self.post_raw(verb, serde_json::to_vec(body).unwrap(), "application/json").await
+        self.post_raw(verb, serde_json::to_vec(body).unwrap(), "application/json")
+            .await
     }
 
     /// POSTs raw bytes with the given content type to `/fast/v1/<verb>`.
@@ -118,7 +123,12 @@ impl TestApp {
     }
 
     pub async fn get(&self, path: &str) -> Resp {
-        let r = self.client.get(format!("{}{path}", self.base)).send().await.expect("request sent");
+        let r = self
+            .client
+            .get(format!("{}{path}", self.base))
+            .send()
+            .await
+            .expect("request sent");
         Resp {
             status: r.status().as_u16(),
             headers: r.headers().clone(),
@@ -182,5 +192,6 @@ pub fn update_body(request_id: &str, fast_id: &str, segment: Value) -> Value {
 
 /// Money string at `v` (panics with the JSON if absent).
 pub fn money(v: &Value) -> &str {
-    v.as_str().unwrap_or_else(|| panic!("expected a money string, got {v}"))
+    v.as_str()
+        .unwrap_or_else(|| panic!("expected a money string, got {v}"))
 }
