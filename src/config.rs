@@ -57,6 +57,8 @@ pub struct Settings {
     pub workers: usize,
     pub log_format: LogFormat,
     pub shutdown_timeout: Duration,
+    /// Delivery of outbox events to the commerce backend.
+    pub outbox: crate::outbox::OutboxSettings,
 }
 
 impl Settings {
@@ -75,6 +77,7 @@ impl Settings {
             workers: 0,
             log_format: LogFormat::Auto,
             shutdown_timeout: Duration::from_secs(30),
+            outbox: crate::outbox::OutboxSettings::default(),
         }
     }
 }
@@ -169,6 +172,7 @@ impl RawSettings {
             PathBuf::from("./data"),
         );
         let s = Settings {
+            outbox: defaults.outbox.clone(),
             listen: parse(
                 "listen",
                 "FAST_SELLER_LISTEN",

@@ -5,12 +5,14 @@
 //! `protocol` (wire types) → `domain` (pure order logic) → `store` (trait + sled) →
 //! `service` (use cases, idempotency) → `http` (handlers only translate) → `startup` → `main`.
 
+pub mod backend;
 pub mod catalog;
 pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod domain;
 pub mod http;
+pub mod outbox;
 pub mod protocol;
 pub mod service;
 pub mod startup;

@@ -2,10 +2,13 @@
 //! HTTP server on a bound listener (port 0 allowed), and runs until SIGTERM/SIGINT.
 //! Tests build exactly this.
 
+use crate::backend::file::FileBackend;
+use crate::backend::CommerceBackend;
 use crate::clock::{Clock, SystemClock};
 use crate::config::Settings;
 use crate::domain::CatalogError;
 use crate::http::{self, body::BodyLimits, AppState, Readiness};
+use crate::outbox::Outbox;
 use crate::service::{Service, ServiceSettings};
 use crate::store::sled::SledStore;
 use crate::store::{Store, StoreError};
@@ -13,6 +16,7 @@ use actix_web::{web, App, HttpServer};
 use std::net::TcpListener;
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::sync::{watch, Notify};
 
 /// How often expired idempotency records are pruned.
 const PRUNE_EVERY: Duration = Duration::from_secs(3600);
@@ -38,6 +42,7 @@ pub struct Application {
     service: Arc<Service>,
     store: Arc<dyn Store>,
     readiness: Arc<Readiness>,
+    outbox: Arc<Outbox>,
 }
 
 impl Application {
@@ -57,14 +62,25 @@ impl Application {
                 .await
                 .map_err(|e| StoreError::Io(e.to_string()))??,
         );
+        let wake = Arc::new(Notify::new());
         let service = Arc::new(Service::new(
             store.clone(),
             catalog,
-            clock,
+            clock.clone(),
             ServiceSettings {
                 idempotency_retention: settings.idempotency_retention,
                 ..ServiceSettings::default()
             },
+            wake.clone(),
+        ));
+        let backend: Arc<dyn CommerceBackend> =
+            Arc::new(FileBackend::new(settings.data_dir.join("forwarded.jsonl")));
+        let outbox = Arc::new(Outbox::new(
+            store.clone(),
+            backend,
+            clock,
+            settings.outbox.clone(),
+            wake,
         ));
         let readiness = Arc::new(Readiness::default());
         let state = web::Data::new(AppState {
@@ -101,6 +117,7 @@ impl Application {
             service,
             store,
             readiness,
+            outbox,
         })
     }
 
@@ -110,6 +127,11 @@ impl Application {
 
     pub fn service(&self) -> Arc<Service> {
         self.service.clone()
+    }
+
+    /// The delivery worker (tests drive it step by step with `run_once`).
+    pub fn outbox(&self) -> Arc<Outbox> {
+        self.outbox.clone()
     }
 
     /// Stops the server from elsewhere (tests; `run_until_stopped` then flushes and returns).
@@ -125,9 +147,12 @@ impl Application {
             service,
             store,
             readiness,
+            outbox,
             ..
         } = self;
         let pruner = tokio::spawn(prune_forever(service));
+        let (stop_outbox, stopped) = watch::channel(false);
+        let worker = tokio::spawn(outbox.run(stopped));
         let handle = server.handle();
         readiness.set(true);
         let mut server = std::pin::pin!(server);
@@ -141,6 +166,10 @@ impl Application {
             }
         };
         pruner.abort();
+        let _ = stop_outbox.send(true);
+        if worker.await.is_err() {
+            tracing::error!("the outbox worker panicked");
+        }
         store.flush().await?;
         tracing::info!("stopped");
         Ok(result?)

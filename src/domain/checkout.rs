@@ -591,6 +591,18 @@ fn convert_cart(order: &mut FastOrder, catalog: &Catalog) -> SegmentResult {
     Ok("cart converted to order".into())
 }
 
+/// The outbox event a change of `before` into `after` causes (contract §7): the conversion,
+/// and every later status change of a converted order.
+pub fn event_for(before: &FastOrder, after: &FastOrder) -> Option<&'static str> {
+    let (from, to) = (status_of(before), status_of(after));
+    match (from, to) {
+        (OrderStatus::Cart, OrderStatus::Pending) => Some("order.converted"),
+        (OrderStatus::Cart, _) => None,
+        _ if from != to => Some("order.status_changed"),
+        _ => None,
+    }
+}
+
 /// Marks an order deleted (kept for audit). Deleting again changes nothing.
 pub fn delete(order: &FastOrder) -> FastOrder {
     FastOrder {
@@ -859,6 +871,23 @@ mod tests {
             r#"{"items": [{"item_id": {"value": "l1"}, "quantity": 0}], "convert_cart_to_order": true}"#,
         );
         assert_eq!(empty.statuses[1].reason_code, Some("INVALID_TRANSITION"));
+    }
+
+    #[test]
+    fn conversion_and_later_status_changes_are_events_cart_changes_are_not() {
+        let cart = cart();
+        let converted = run(&cart, r#"{"convert_cart_to_order": true}"#).order;
+        let booked = run(&converted, r#"{"status": "ORDER_STATUS_BOOKED"}"#).order;
+        let canceled_cart = run(&cart, r#"{"status": "ORDER_STATUS_CANCELED"}"#).order;
+        assert_eq!(event_for(&cart, &converted), Some("order.converted"));
+        assert_eq!(event_for(&converted, &booked), Some("order.status_changed"));
+        assert_eq!(
+            event_for(&booked, &delete(&booked)),
+            Some("order.status_changed")
+        );
+        assert_eq!(event_for(&booked, &booked), None);
+        assert_eq!(event_for(&cart, &canceled_cart), None);
+        assert_eq!(event_for(&cart, &delete(&cart)), None);
     }
 
     #[test]

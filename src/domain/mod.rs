@@ -8,7 +8,7 @@ pub mod pricing;
 pub mod status;
 
 pub use catalog::{Catalog, CatalogError};
-pub use checkout::{apply_update, create_cart, delete, validate_update, UpdateOutcome};
+pub use checkout::{apply_update, create_cart, delete, event_for, validate_update, UpdateOutcome};
 
 /// Makes the ids the seller assigns (order, line and plan `external_id`s, plan ids).
 pub trait IdSource {

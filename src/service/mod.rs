@@ -11,15 +11,17 @@ use crate::clock::Clock;
 use crate::domain::{self, Catalog, DomainError, IdSource};
 use crate::protocol::{
     CreateRequest, DeleteRequest, EntityType, FastOrder, Header, Id, OrderLookup, OrderResponse,
-    OrderResponseSegment, OrderStatus, ReadRequest, SegmentStatus, ShippingZone,
-    ShippingZonesResponse, ShippingZonesSegment, UpdateRequest,
+    OrderResponseSegment, ReadRequest, SegmentStatus, ShippingZone, ShippingZonesResponse,
+    ShippingZonesSegment, UpdateRequest,
 };
 use crate::store::{
-    Commit, IdempotencyKey, IdempotencyRecord, OrderRecord, OrderWrite, Store, StoreError,
+    Commit, IdempotencyKey, IdempotencyRecord, OrderRecord, OrderWrite, OutboxEntry, Store,
+    StoreError,
 };
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, UNIX_EPOCH};
+use tokio::sync::Notify;
 use tracing::Span;
 
 /// Why a request failed; `http::error` maps each kind to a status and an rpcStatus body.
@@ -113,6 +115,8 @@ pub struct Service {
     settings: ServiceSettings,
     in_flight: KeyedLocks<IdempotencyKey>,
     orders: KeyedLocks<String>,
+    /// Wakes the outbox worker when a commit queued events.
+    outbox_wake: Arc<Notify>,
 }
 
 /// The order as stored: Fast's order plus the seller's bookkeeping.
@@ -121,6 +125,23 @@ struct StoredOrder {
     order: FastOrder,
     created_at_ms: u64,
     updated_at_ms: u64,
+    /// Sequence number of the last outbox event of this order.
+    #[serde(default)]
+    events: u64,
+}
+
+/// An outbox event as the commerce backend receives it (contract §7).
+#[derive(Debug, Serialize)]
+struct OutboxEvent<'a> {
+    id: &'a str,
+    #[serde(rename = "type")]
+    event_type: &'a str,
+    order_id: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    external_id: Option<&'a str>,
+    sequence: u64,
+    occurred_at: String,
+    order: &'a FastOrder,
 }
 
 /// A loaded order with the version it was read at.
@@ -223,6 +244,7 @@ impl Service {
         catalog: Arc<Catalog>,
         clock: Arc<dyn Clock>,
         settings: ServiceSettings,
+        outbox_wake: Arc<Notify>,
     ) -> Service {
         Service {
             store,
@@ -231,6 +253,7 @@ impl Service {
             settings,
             in_flight: KeyedLocks::default(),
             orders: KeyedLocks::default(),
+            outbox_wake,
         }
     }
 
@@ -261,12 +284,12 @@ impl Service {
             &mut UuidIds,
         )?;
         let _order_lock = self.lock_order(&fast_id).await?;
-        for _ in 0..CONFLICT_RETRIES {
+        let request_id = req.header.request_id.as_ref();
+        retry_on_conflict(|| async {
             if let Some(existing) = self.store.get_order(&fast_id).await? {
                 // Never a second cart: answer with the order we already have.
                 let loaded = decode(existing)?;
-                let body =
-                    order_response(req.header.request_id.as_ref(), &loaded.stored.order, None)?;
+                let body = order_response(request_id, &loaded.stored.order, None)?;
                 self.commit(Commit::default(), stamp.as_ref(), &body)
                     .await?;
                 return Ok(Reply::ok(body));
@@ -276,29 +299,21 @@ impl Service {
                 order: order.clone(),
                 created_at_ms: now,
                 updated_at_ms: now,
+                events: 0,
             };
-            let body = order_response(req.header.request_id.as_ref(), &stored.order, None)?;
+            let body = order_response(request_id, &stored.order, None)?;
             let write = OrderWrite {
                 record: to_record(&stored, 1, &[])?,
                 expected_version: None,
             };
-            match self
-                .commit(
-                    Commit {
-                        order: Some(write),
-                        ..Commit::default()
-                    },
-                    stamp.as_ref(),
-                    &body,
-                )
-                .await
-            {
-                Err(ServiceError::Unavailable(StoreError::Conflict)) => continue,
-                Err(e) => return Err(e),
-                Ok(()) => return Ok(Reply::ok(body)),
-            }
-        }
-        Err(ServiceError::Unavailable(StoreError::Conflict))
+            let commit = Commit {
+                order: Some(write),
+                ..Commit::default()
+            };
+            self.commit(commit, stamp.as_ref(), &body).await?;
+            Ok(Reply::ok(body))
+        })
+        .await
     }
 
     /// `POST /fast/v1/read`: an order by Fast or seller id, or the shipping zones.
@@ -343,41 +358,13 @@ impl Service {
             Begin::Replay(reply) => return Ok(reply),
             Begin::Run(stamp, slot) => (stamp, slot),
         };
-        let lookup = req.order.lookup();
-        for _ in 0..CONFLICT_RETRIES {
-            let found = self.find(&lookup).await?;
-            let _order_lock = self.lock_order(&found.record.id).await?;
-            // Re-read under the lock: another request may have changed it meanwhile.
-            let loaded = self.find(&lookup).await?;
-            let outcome = domain::apply_update(
-                &loaded.stored.order,
-                &req.order,
-                &self.catalog,
-                &mut UuidIds,
-            );
-            let body = order_response(
-                req.header.request_id.as_ref(),
-                &outcome.order,
-                Some(&outcome.statuses),
-            )?;
-            let write = self.write_if_changed(&loaded, outcome.order)?;
-            match self
-                .commit(
-                    Commit {
-                        order: write,
-                        ..Commit::default()
-                    },
-                    stamp.as_ref(),
-                    &body,
-                )
-                .await
-            {
-                Err(ServiceError::Unavailable(StoreError::Conflict)) => continue,
-                Err(e) => return Err(e),
-                Ok(()) => return Ok(Reply::ok(body)),
-            }
-        }
-        Err(ServiceError::Unavailable(StoreError::Conflict))
+        let request_id = req.header.request_id.as_ref();
+        self.modify(&req.order.lookup(), stamp.as_ref(), |order| {
+            let outcome = domain::apply_update(order, &req.order, &self.catalog, &mut UuidIds);
+            let body = order_response(request_id, &outcome.order, Some(&outcome.statuses))?;
+            Ok((outcome.order, body))
+        })
+        .await
     }
 
     /// `POST /fast/v1/delete`: marks the order DELETED (kept for audit) and answers `{}`.
@@ -389,29 +376,32 @@ impl Service {
             Begin::Replay(reply) => return Ok(reply),
             Begin::Run(stamp, slot) => (stamp, slot),
         };
-        let body = b"{}".to_vec();
-        for _ in 0..CONFLICT_RETRIES {
-            let found = self.find(&req.order).await?;
-            let _order_lock = self.lock_order(&found.record.id).await?;
-            let loaded = self.find(&req.order).await?;
-            let write = self.write_if_changed(&loaded, domain::delete(&loaded.stored.order))?;
-            match self
-                .commit(
-                    Commit {
-                        order: write,
-                        ..Commit::default()
-                    },
-                    stamp.as_ref(),
-                    &body,
-                )
-                .await
-            {
-                Err(ServiceError::Unavailable(StoreError::Conflict)) => continue,
-                Err(e) => return Err(e),
-                Ok(()) => return Ok(Reply::ok(body)),
-            }
-        }
-        Err(ServiceError::Unavailable(StoreError::Conflict))
+        self.modify(&req.order, stamp.as_ref(), |order| {
+            Ok((domain::delete(order), b"{}".to_vec()))
+        })
+        .await
+    }
+
+    /// Read-merge-commit of one stored order under its lock: `f` turns the stored order into
+    /// the new one and the answer's bytes; the commit carries the answer's idempotency
+    /// record and any outbox event.
+    async fn modify(
+        &self,
+        lookup: &OrderLookup,
+        stamp: Option<&Stamp>,
+        f: impl Fn(&FastOrder) -> Result<(FastOrder, Vec<u8>), ServiceError>,
+    ) -> Result<Reply, ServiceError> {
+        let found = self.find(lookup).await?;
+        let _order_lock = self.lock_order(&found.record.id).await?;
+        retry_on_conflict(|| async {
+            // Read under the lock: another request may have changed it meanwhile.
+            let loaded = self.find(lookup).await?;
+            let (order, body) = f(&loaded.stored.order)?;
+            let change = self.change(&loaded, order)?;
+            self.commit(change, stamp, &body).await?;
+            Ok(Reply::ok(body))
+        })
+        .await
     }
 
     /// Deletes idempotency records older than the retention; returns how many.
@@ -505,7 +495,12 @@ impl Service {
         if commit.order.is_none() && commit.idempotency.is_none() {
             return Ok(());
         }
-        self.store.commit(commit).await.map_err(ServiceError::from)
+        let events = !commit.outbox.is_empty();
+        self.store.commit(commit).await?;
+        if events {
+            self.outbox_wake.notify_one();
+        }
+        Ok(())
     }
 
     async fn lock_order(&self, id: &str) -> Result<KeyGuard<String>, ServiceError> {
@@ -545,27 +540,33 @@ impl Service {
         decode(record)
     }
 
-    fn write_if_changed(
-        &self,
-        loaded: &Loaded,
-        order: FastOrder,
-    ) -> Result<Option<OrderWrite>, ServiceError> {
+    /// The commit that turns `loaded` into `order`: nothing when it did not change, else the
+    /// new version and, for a conversion or a later status change, its outbox event.
+    fn change(&self, loaded: &Loaded, order: FastOrder) -> Result<Commit, ServiceError> {
         if order == loaded.stored.order {
-            return Ok(None);
+            return Ok(Commit::default());
         }
-        let stored = StoredOrder {
+        let now = self.clock.now_ms();
+        let mut stored = StoredOrder {
             order,
             created_at_ms: loaded.stored.created_at_ms,
-            updated_at_ms: self.clock.now_ms(),
+            updated_at_ms: now,
+            events: loaded.stored.events,
         };
-        Ok(Some(OrderWrite {
-            record: to_record(
-                &stored,
-                loaded.record.version + 1,
-                &loaded.record.external_ids,
-            )?,
-            expected_version: Some(loaded.record.version),
-        }))
+        let mut outbox = Vec::new();
+        if let Some(event_type) = domain::event_for(&loaded.stored.order, &stored.order) {
+            stored.events += 1;
+            outbox.push(outbox_entry(&stored, &loaded.record.id, event_type, now)?);
+        }
+        let version = loaded.record.version;
+        Ok(Commit {
+            order: Some(OrderWrite {
+                record: to_record(&stored, version + 1, &loaded.record.external_ids)?,
+                expected_version: Some(version),
+            }),
+            idempotency: None,
+            outbox,
+        })
     }
 }
 
@@ -582,6 +583,49 @@ fn record_ids(header: &Header, order_id: Option<&str>) {
     if let Some(o) = order_id.filter(|o| !o.is_empty()) {
         span.record("order_id", o);
     }
+}
+
+/// Runs `attempt` again when the store reports a version conflict (another writer won the
+/// race; with sled in one process the order lock makes this rare), a bounded number of times.
+async fn retry_on_conflict<F, Fut>(mut attempt: F) -> Result<Reply, ServiceError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<Reply, ServiceError>>,
+{
+    for _ in 1..CONFLICT_RETRIES {
+        match attempt().await {
+            Err(ServiceError::Unavailable(StoreError::Conflict)) => continue,
+            other => return other,
+        }
+    }
+    attempt().await
+}
+
+fn outbox_entry(
+    stored: &StoredOrder,
+    order_id: &str,
+    event_type: &'static str,
+    now_ms: u64,
+) -> Result<OutboxEntry, ServiceError> {
+    let id = uuid::Uuid::now_v7().to_string();
+    let occurred_at = humantime::format_rfc3339_millis(UNIX_EPOCH + Duration::from_millis(now_ms));
+    let body = encode(&OutboxEvent {
+        id: &id,
+        event_type,
+        order_id,
+        external_id: stored.order.external_id.as_deref(),
+        sequence: stored.events,
+        occurred_at: occurred_at.to_string(),
+        order: &stored.order,
+    })?;
+    Ok(OutboxEntry {
+        id,
+        order_id: order_id.to_string(),
+        sequence: stored.events,
+        event_type: event_type.to_string(),
+        body,
+        created_at_ms: now_ms,
+    })
 }
 
 fn decode(record: OrderRecord) -> Result<Loaded, ServiceError> {
@@ -614,9 +658,4 @@ fn to_record(
         version,
         body: encode(stored)?,
     })
-}
-
-/// Whether an order is DELETED (reads still return it, marked so).
-pub fn is_deleted(order: &FastOrder) -> bool {
-    order.status == Some(OrderStatus::Deleted)
 }

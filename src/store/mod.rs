@@ -53,11 +53,66 @@ pub struct OutboxEntry {
     pub id: String,
     /// Fast order id the event belongs to.
     pub order_id: String,
-    /// Per-order counter from 1.
+    /// Per-order counter from 1; events of one order are delivered in this order.
     pub sequence: u64,
+    /// `order.converted`, `order.status_changed`, …
+    pub event_type: String,
     /// The serialized event.
     pub body: Vec<u8>,
     pub created_at_ms: u64,
+}
+
+/// Where an outbox entry stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutboxState {
+    /// Waiting for its next attempt (or for an earlier event of its order).
+    Pending,
+    Delivered,
+    /// Attempts exhausted or refused for good; blocks later events of its order until retried.
+    Dead,
+}
+
+impl OutboxState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OutboxState::Pending => "pending",
+            OutboxState::Delivered => "delivered",
+            OutboxState::Dead => "dead",
+        }
+    }
+}
+
+/// An outbox entry with its delivery state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboxItem {
+    pub entry: OutboxEntry,
+    pub state: OutboxState,
+    /// Attempts made in all (numbering of the attempt log).
+    pub attempts: u32,
+    /// Failed attempts since the entry was (re)queued: the step of the retry schedule.
+    pub failures: u32,
+    /// When the next attempt is due (ms since the epoch); meaningful while pending.
+    pub next_attempt_ms: u64,
+}
+
+/// One delivery attempt, as logged.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Attempt {
+    pub at_ms: u64,
+    pub latency_ms: u64,
+    pub delivered: bool,
+    /// The backend's HTTP status, when it has one.
+    pub status: Option<u16>,
+    /// What happened, for people (never a secret).
+    pub detail: String,
+}
+
+/// What follows an attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NextStep {
+    Delivered,
+    RetryAt(u64),
+    Dead,
 }
 
 /// The write half of an order change.
@@ -113,7 +168,30 @@ pub trait Store: Send + Sync + 'static {
     async fn commit(&self, commit: Commit) -> Result<(), StoreError>;
     /// Deletes idempotency records created before `before_ms`; returns how many.
     async fn prune_idempotency(&self, before_ms: u64) -> Result<u64, StoreError>;
-    /// Counts stored orders and idempotency records (health detail, benchmarks, tests).
+    /// Pending entries due at `now_ms` that are the oldest undelivered event of their order
+    /// (per-order FIFO), oldest due first, at most `limit`.
+    async fn outbox_due(&self, now_ms: u64, limit: usize) -> Result<Vec<OutboxItem>, StoreError>;
+    /// When the earliest pending entry is due, if any.
+    async fn outbox_next_due(&self) -> Result<Option<u64>, StoreError>;
+    /// Logs an attempt and moves the entry on (delivered, rescheduled or dead), durably.
+    async fn outbox_record(
+        &self,
+        id: &str,
+        attempt: Attempt,
+        next: NextStep,
+    ) -> Result<(), StoreError>;
+    /// One entry with its attempt log.
+    async fn outbox_get(&self, id: &str) -> Result<Option<(OutboxItem, Vec<Attempt>)>, StoreError>;
+    /// Entries in one state (all states when `None`), oldest first, at most `limit`.
+    async fn outbox_list(
+        &self,
+        state: Option<OutboxState>,
+        limit: usize,
+    ) -> Result<Vec<OutboxItem>, StoreError>;
+    /// Puts a dead entry back in the queue, due at `now_ms`, with a fresh schedule; its
+    /// history stays. Returns false if the entry is not dead.
+    async fn outbox_requeue(&self, id: &str, now_ms: u64) -> Result<bool, StoreError>;
+    /// Counts stored orders, idempotency records and outbox entries (health detail, tests).
     async fn counts(&self) -> Result<StoreCounts, StoreError>;
     /// Makes every earlier write durable (shutdown).
     async fn flush(&self) -> Result<(), StoreError>;
@@ -124,4 +202,6 @@ pub struct StoreCounts {
     pub orders: u64,
     pub idempotency_records: u64,
     pub outbox_entries: u64,
+    pub outbox_pending: u64,
+    pub outbox_dead: u64,
 }

@@ -5,7 +5,12 @@
 //! - `v1.order_ext`: seller external id → Fast order id (raw UTF-8)
 //! - `v1.idem`: `app_id` + `0x00` + `request_id` → encoded [`IdempotencyRecord`]
 //! - `v1.idem_time`: `created_at_ms` (big-endian) + idem key → empty (pruning index)
-//! - `v1.outbox`: entry id → encoded [`OutboxEntry`]
+//! - `v1.outbox`: entry id → encoded [`OutboxItem`] (entry + delivery state)
+//! - `v1.outbox_due`: `next_attempt_ms` (big-endian) + entry id → empty (pending entries)
+//! - `v1.outbox_order`: order id + `0x00` + sequence (big-endian) → entry id (undelivered
+//!   entries; the first key of an order is the only one that may be delivered)
+//! - `v1.outbox_dead`: entry id → empty (dead letters)
+//! - `v1.outbox_attempts`: entry id + `0x00` + attempt number (big-endian) → encoded [`Attempt`]
 //!
 //! Encoded values are a format byte ([`FORMAT`]) followed by a length-prefixed binary
 //! layout: integers big-endian, byte strings as a `u64` big-endian length plus the bytes.
@@ -23,8 +28,8 @@ use sled::Transactional;
 use tokio::sync::oneshot;
 
 use super::{
-    Commit, IdempotencyKey, IdempotencyRecord, OrderRecord, OutboxEntry, Store, StoreCounts,
-    StoreError,
+    Attempt, Commit, IdempotencyKey, IdempotencyRecord, NextStep, OrderRecord, OutboxEntry,
+    OutboxItem, OutboxState, Store, StoreCounts, StoreError,
 };
 
 /// Folder of this on-disk format inside the data directory.
@@ -37,6 +42,10 @@ const ORDER_EXT: &str = "v1.order_ext";
 const IDEM: &str = "v1.idem";
 const IDEM_TIME: &str = "v1.idem_time";
 const OUTBOX: &str = "v1.outbox";
+const OUTBOX_DUE: &str = "v1.outbox_due";
+const OUTBOX_ORDER: &str = "v1.outbox_order";
+const OUTBOX_DEAD: &str = "v1.outbox_dead";
+const OUTBOX_ATTEMPTS: &str = "v1.outbox_attempts";
 
 /// One request for the flusher: completed once a flush covering it has finished.
 type FlushWaiter = oneshot::Sender<Result<(), String>>;
@@ -56,6 +65,10 @@ struct Trees {
     idem: sled::Tree,
     idem_time: sled::Tree,
     outbox: sled::Tree,
+    outbox_due: sled::Tree,
+    outbox_order: sled::Tree,
+    outbox_dead: sled::Tree,
+    outbox_attempts: sled::Tree,
 }
 
 impl SledStore {
@@ -182,6 +195,10 @@ impl Trees {
             idem: tree(IDEM)?,
             idem_time: tree(IDEM_TIME)?,
             outbox: tree(OUTBOX)?,
+            outbox_due: tree(OUTBOX_DUE)?,
+            outbox_order: tree(OUTBOX_ORDER)?,
+            outbox_dead: tree(OUTBOX_DEAD)?,
+            outbox_attempts: tree(OUTBOX_ATTEMPTS)?,
         })
     }
 
@@ -228,23 +245,29 @@ impl Trees {
             &self.idem,
             &self.idem_time,
             &self.outbox,
+            &self.outbox_due,
+            &self.outbox_order,
         )
-            .transaction(|(orders, order_ext, idem, idem_time, outbox)| {
-                if let Some((key, time_key, value)) = &batch.idempotency {
-                    if idem.get(key)?.is_some() {
-                        return abort(StoreError::DuplicateRequest);
+            .transaction(
+                |(orders, order_ext, idem, idem_time, outbox, due, by_order)| {
+                    if let Some((key, time_key, value)) = &batch.idempotency {
+                        if idem.get(key)?.is_some() {
+                            return abort(StoreError::DuplicateRequest);
+                        }
+                        idem.insert(key.as_slice(), value.as_slice())?;
+                        idem_time.insert(time_key.as_slice(), &[][..])?;
                     }
-                    idem.insert(key.as_slice(), value.as_slice())?;
-                    idem_time.insert(time_key.as_slice(), &[][..])?;
-                }
-                if let Some(order) = &batch.order {
-                    write_order(orders, order_ext, order)?;
-                }
-                for (id, value) in &batch.outbox {
-                    outbox.insert(id.as_bytes(), value.as_slice())?;
-                }
-                Ok(())
-            })
+                    if let Some(order) = &batch.order {
+                        write_order(orders, order_ext, order)?;
+                    }
+                    for e in &batch.outbox {
+                        outbox.insert(e.id.as_bytes(), e.value.as_slice())?;
+                        due.insert(e.due_key.as_slice(), &[][..])?;
+                        by_order.insert(e.order_key.as_slice(), e.id.as_bytes())?;
+                    }
+                    Ok(())
+                },
+            )
             .map_err(tx_error)
     }
 
@@ -273,8 +296,170 @@ impl Trees {
             orders: len(&self.orders),
             idempotency_records: len(&self.idem),
             outbox_entries: len(&self.outbox),
+            outbox_pending: len(&self.outbox_due),
+            outbox_dead: len(&self.outbox_dead),
         }
     }
+
+    fn outbox_item(&self, id: &[u8]) -> Result<Option<OutboxItem>, StoreError> {
+        self.outbox
+            .get(id)
+            .map_err(io_error)?
+            .map(|v| decode(OUTBOX, id, &v))
+            .transpose()
+    }
+
+    /// The entry id at the head of an order's undelivered events.
+    fn order_head(&self, order_id: &str) -> Result<Option<sled::IVec>, StoreError> {
+        let mut prefix = order_id.as_bytes().to_vec();
+        prefix.push(0);
+        match self.outbox_order.scan_prefix(&prefix).next() {
+            Some(entry) => Ok(Some(entry.map_err(io_error)?.1)),
+            None => Ok(None),
+        }
+    }
+
+    fn outbox_due(&self, now_ms: u64, limit: usize) -> Result<Vec<OutboxItem>, StoreError> {
+        let mut out = Vec::new();
+        // Keys are the due time followed by the id: everything below `now + 1` is due.
+        for entry in self
+            .outbox_due
+            .range(..now_ms.saturating_add(1).to_be_bytes())
+        {
+            if out.len() >= limit {
+                break;
+            }
+            let (key, _) = entry.map_err(io_error)?;
+            let id = key
+                .get(8..)
+                .ok_or_else(|| corrupt(OUTBOX_DUE, &key, "short key"))?;
+            let Some(item) = self.outbox_item(id)? else {
+                return Err(corrupt(OUTBOX_DUE, &key, "points to a missing entry"));
+            };
+            let head = self.order_head(&item.entry.order_id)?;
+            if head.as_deref() == Some(id) {
+                out.push(item);
+            }
+        }
+        Ok(out)
+    }
+
+    fn outbox_next_due(&self) -> Result<Option<u64>, StoreError> {
+        let Some(entry) = self.outbox_due.iter().next() else {
+            return Ok(None);
+        };
+        let (key, _) = entry.map_err(io_error)?;
+        let ts: [u8; 8] = key
+            .get(..8)
+            .and_then(|b| b.try_into().ok())
+            .ok_or_else(|| corrupt(OUTBOX_DUE, &key, "short key"))?;
+        Ok(Some(u64::from_be_bytes(ts)))
+    }
+
+    /// Applies `change` to one entry (which returns the new item and an encoded attempt to
+    /// log, or `None` to leave it alone) and keeps every index in step, in one transaction.
+    /// Returns whether the entry was changed.
+    fn outbox_update(&self, id: &str, change: &OutboxChange<'_>) -> Result<bool, StoreError> {
+        (
+            &self.outbox,
+            &self.outbox_due,
+            &self.outbox_order,
+            &self.outbox_dead,
+            &self.outbox_attempts,
+        )
+            .transaction(|(outbox, due, by_order, dead, attempts)| {
+                let Some(raw) = outbox.get(id.as_bytes())? else {
+                    return Ok(false);
+                };
+                let old: OutboxItem = decode(OUTBOX, id.as_bytes(), &raw)
+                    .map_err(ConflictableTransactionError::Abort)?;
+                let Some((new, attempt)) = change(&old) else {
+                    return Ok(false);
+                };
+                if old.state == OutboxState::Pending {
+                    due.remove(due_key(old.next_attempt_ms, id))?;
+                }
+                match new.state {
+                    OutboxState::Pending => {
+                        due.insert(due_key(new.next_attempt_ms, id), &[][..])?;
+                        dead.remove(id.as_bytes())?;
+                    }
+                    OutboxState::Dead => {
+                        dead.insert(id.as_bytes(), &[][..])?;
+                    }
+                    OutboxState::Delivered => {
+                        dead.remove(id.as_bytes())?;
+                        by_order.remove(order_key(&new.entry.order_id, new.entry.sequence))?;
+                    }
+                }
+                if let Some(a) = &attempt {
+                    attempts.insert(attempt_key(id, new.attempts), a.as_slice())?;
+                }
+                outbox.insert(id.as_bytes(), encode(&new))?;
+                Ok(true)
+            })
+            .map_err(tx_error)
+    }
+
+    fn outbox_attempts(&self, id: &str) -> Result<Vec<Attempt>, StoreError> {
+        let mut prefix = id.as_bytes().to_vec();
+        prefix.push(0);
+        self.outbox_attempts
+            .scan_prefix(&prefix)
+            .map(|entry| {
+                let (k, v) = entry.map_err(io_error)?;
+                decode(OUTBOX_ATTEMPTS, &k, &v)
+            })
+            .collect()
+    }
+
+    fn outbox_list(
+        &self,
+        state: Option<OutboxState>,
+        limit: usize,
+    ) -> Result<Vec<OutboxItem>, StoreError> {
+        // Dead letters have their own index; other states are filtered from the full list.
+        let keys = match state {
+            Some(OutboxState::Dead) => self.outbox_dead.iter(),
+            _ => self.outbox.iter(),
+        };
+        let mut out = Vec::new();
+        for entry in keys {
+            if out.len() >= limit {
+                break;
+            }
+            let (key, _) = entry.map_err(io_error)?;
+            if let Some(item) = self.outbox_item(&key)? {
+                if state.is_none_or(|s| s == item.state) {
+                    out.push(item);
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// How [`Trees::outbox_update`] changes one entry.
+type OutboxChange<'a> = dyn Fn(&OutboxItem) -> Option<(OutboxItem, Option<Vec<u8>>)> + 'a;
+
+fn due_key(at_ms: u64, id: &str) -> Vec<u8> {
+    let mut k = at_ms.to_be_bytes().to_vec();
+    k.extend_from_slice(id.as_bytes());
+    k
+}
+
+fn order_key(order_id: &str, sequence: u64) -> Vec<u8> {
+    let mut k = order_id.as_bytes().to_vec();
+    k.push(0);
+    k.extend_from_slice(&sequence.to_be_bytes());
+    k
+}
+
+fn attempt_key(id: &str, number: u32) -> Vec<u8> {
+    let mut k = id.as_bytes().to_vec();
+    k.push(0);
+    k.extend_from_slice(&number.to_be_bytes());
+    k
 }
 
 /// Checks the expected version, then writes the order and indexes its external ids.
@@ -308,8 +493,15 @@ struct EncodedCommit {
     order: Option<EncodedOrder>,
     /// Idem key, time-index key, encoded record.
     idempotency: Option<(Vec<u8>, Vec<u8>, Vec<u8>)>,
-    /// Entry id, encoded entry.
-    outbox: Vec<(String, Vec<u8>)>,
+    outbox: Vec<EncodedOutbox>,
+}
+
+/// An outbox entry as first queued, with its index keys.
+struct EncodedOutbox {
+    id: String,
+    value: Vec<u8>,
+    due_key: Vec<u8>,
+    order_key: Vec<u8>,
 }
 
 struct EncodedOrder {
@@ -336,9 +528,17 @@ impl EncodedCommit {
         let outbox = commit
             .outbox
             .into_iter()
-            .map(|e| {
-                let value = encode(&e);
-                (e.id, value)
+            .map(|entry| EncodedOutbox {
+                due_key: due_key(entry.created_at_ms, &entry.id),
+                order_key: order_key(&entry.order_id, entry.sequence),
+                value: encode(&OutboxItem {
+                    state: OutboxState::Pending,
+                    attempts: 0,
+                    failures: 0,
+                    next_attempt_ms: entry.created_at_ms,
+                    entry: entry.clone(),
+                }),
+                id: entry.id,
             })
             .collect();
         EncodedCommit {
@@ -394,6 +594,85 @@ impl Store for SledStore {
             .await?;
         self.flush_through_flusher().await?;
         Ok(removed)
+    }
+
+    async fn outbox_due(&self, now_ms: u64, limit: usize) -> Result<Vec<OutboxItem>, StoreError> {
+        self.with_trees(move |t| t.outbox_due(now_ms, limit)).await
+    }
+
+    async fn outbox_next_due(&self) -> Result<Option<u64>, StoreError> {
+        self.with_trees(|t| t.outbox_next_due()).await
+    }
+
+    async fn outbox_record(
+        &self,
+        id: &str,
+        attempt: Attempt,
+        next: NextStep,
+    ) -> Result<(), StoreError> {
+        let id = id.to_owned();
+        let encoded = encode(&attempt);
+        let found = self
+            .with_trees(move |t| {
+                t.outbox_update(&id, &|old| {
+                    let mut new = old.clone();
+                    new.attempts = old.attempts.saturating_add(1);
+                    match next {
+                        NextStep::Delivered => new.state = OutboxState::Delivered,
+                        NextStep::RetryAt(at) => {
+                            new.state = OutboxState::Pending;
+                            new.failures = old.failures.saturating_add(1);
+                            new.next_attempt_ms = at;
+                        }
+                        NextStep::Dead => {
+                            new.state = OutboxState::Dead;
+                            new.failures = old.failures.saturating_add(1);
+                        }
+                    }
+                    Some((new, Some(encoded.clone())))
+                })
+            })
+            .await?;
+        if !found {
+            return Err(StoreError::Io("no such outbox entry".into()));
+        }
+        self.flush_through_flusher().await
+    }
+
+    async fn outbox_get(&self, id: &str) -> Result<Option<(OutboxItem, Vec<Attempt>)>, StoreError> {
+        let id = id.to_owned();
+        self.with_trees(move |t| match t.outbox_item(id.as_bytes())? {
+            None => Ok(None),
+            Some(item) => Ok(Some((item, t.outbox_attempts(&id)?))),
+        })
+        .await
+    }
+
+    async fn outbox_list(
+        &self,
+        state: Option<OutboxState>,
+        limit: usize,
+    ) -> Result<Vec<OutboxItem>, StoreError> {
+        self.with_trees(move |t| t.outbox_list(state, limit)).await
+    }
+
+    async fn outbox_requeue(&self, id: &str, now_ms: u64) -> Result<bool, StoreError> {
+        let id = id.to_owned();
+        let requeued = self
+            .with_trees(move |t| {
+                t.outbox_update(&id, &|old| {
+                    (old.state == OutboxState::Dead).then(|| {
+                        let mut new = old.clone();
+                        new.state = OutboxState::Pending;
+                        new.failures = 0;
+                        new.next_attempt_ms = now_ms;
+                        (new, None)
+                    })
+                })
+            })
+            .await?;
+        self.flush_through_flusher().await?;
+        Ok(requeued)
     }
 
     async fn counts(&self) -> Result<StoreCounts, StoreError> {
@@ -533,22 +812,66 @@ impl Codec for IdempotencyRecord {
     }
 }
 
-impl Codec for OutboxEntry {
+impl Codec for OutboxItem {
     fn write(&self, w: &mut Vec<u8>) {
-        put_bytes(w, self.id.as_bytes());
-        put_bytes(w, self.order_id.as_bytes());
-        put_u64(w, self.sequence);
-        put_u64(w, self.created_at_ms);
-        put_bytes(w, &self.body);
+        let e = &self.entry;
+        put_bytes(w, e.id.as_bytes());
+        put_bytes(w, e.order_id.as_bytes());
+        put_u64(w, e.sequence);
+        put_bytes(w, e.event_type.as_bytes());
+        put_u64(w, e.created_at_ms);
+        put_bytes(w, &e.body);
+        w.push(match self.state {
+            OutboxState::Pending => 0,
+            OutboxState::Delivered => 1,
+            OutboxState::Dead => 2,
+        });
+        w.extend_from_slice(&self.attempts.to_be_bytes());
+        w.extend_from_slice(&self.failures.to_be_bytes());
+        put_u64(w, self.next_attempt_ms);
     }
 
     fn read(r: &mut Reader<'_>) -> Result<Self, &'static str> {
-        Ok(OutboxEntry {
+        let entry = OutboxEntry {
             id: r.string()?,
             order_id: r.string()?,
             sequence: r.u64()?,
+            event_type: r.string()?,
             created_at_ms: r.u64()?,
             body: r.bytes()?,
+        };
+        let state = match r.u8()? {
+            0 => OutboxState::Pending,
+            1 => OutboxState::Delivered,
+            2 => OutboxState::Dead,
+            _ => return Err("unknown outbox state"),
+        };
+        Ok(OutboxItem {
+            entry,
+            state,
+            attempts: u32::from_be_bytes(r.array()?),
+            failures: u32::from_be_bytes(r.array()?),
+            next_attempt_ms: r.u64()?,
+        })
+    }
+}
+
+impl Codec for Attempt {
+    fn write(&self, w: &mut Vec<u8>) {
+        put_u64(w, self.at_ms);
+        put_u64(w, self.latency_ms);
+        w.push(u8::from(self.delivered));
+        w.extend_from_slice(&self.status.unwrap_or(0).to_be_bytes());
+        put_bytes(w, self.detail.as_bytes());
+    }
+
+    fn read(r: &mut Reader<'_>) -> Result<Self, &'static str> {
+        Ok(Attempt {
+            at_ms: r.u64()?,
+            latency_ms: r.u64()?,
+            delivered: r.u8()? != 0,
+            status: Some(r.u16()?).filter(|s| *s != 0),
+            detail: r.string()?,
         })
     }
 }
@@ -596,7 +919,8 @@ mod tests {
             id: id.into(),
             order_id: order_id.into(),
             sequence,
-            body: b"{\"type\":\"order.created\"}".to_vec(),
+            event_type: "order.converted".into(),
+            body: b"{\"type\":\"order.converted\"}".to_vec(),
             created_at_ms: 1_000 + sequence,
         }
     }
@@ -617,6 +941,8 @@ mod tests {
             orders,
             idempotency_records,
             outbox_entries,
+            outbox_pending: outbox_entries,
+            outbox_dead: 0,
         }
     }
 
@@ -638,8 +964,9 @@ mod tests {
         );
         for entry in &commit.outbox {
             let raw = store.trees.outbox.get(&entry.id).unwrap().unwrap();
-            let stored: OutboxEntry = decode(OUTBOX, entry.id.as_bytes(), &raw).unwrap();
-            assert_eq!(&stored, entry);
+            let stored: OutboxItem = decode(OUTBOX, entry.id.as_bytes(), &raw).unwrap();
+            assert_eq!(&stored.entry, entry);
+            assert_eq!(stored.state, OutboxState::Pending);
         }
         assert_eq!(store.counts().await.unwrap(), counts(1, 1, 2));
         assert_eq!(store.get_order("missing").await.unwrap(), None);
@@ -883,5 +1210,106 @@ mod tests {
         }
         assert_eq!(store.counts().await.unwrap(), counts(32, 32, 32));
         store.flush().await.unwrap();
+    }
+
+    fn attempt(at_ms: u64, delivered: bool) -> Attempt {
+        Attempt {
+            at_ms,
+            latency_ms: 3,
+            delivered,
+            status: Some(if delivered { 200 } else { 503 }),
+            detail: "test".into(),
+        }
+    }
+
+    async fn due_ids(store: &SledStore, now: u64) -> Vec<String> {
+        let items = store.outbox_due(now, 100).await.unwrap();
+        items.into_iter().map(|i| i.entry.id).collect()
+    }
+
+    /// Only the oldest undelivered event of an order is due; other orders are not blocked.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn outbox_is_fifo_per_order_and_retries_keep_the_order() {
+        let dir = TempDir::new().unwrap();
+        let store = open(&dir);
+        let commit = Commit {
+            outbox: vec![
+                event("a1", "A", 1),
+                event("a2", "A", 2),
+                event("b1", "B", 1),
+            ],
+            ..Commit::default()
+        };
+        store.commit(commit).await.unwrap();
+        assert_eq!(due_ids(&store, 10_000).await, vec!["a1", "b1"]);
+        assert_eq!(store.outbox_next_due().await.unwrap(), Some(1_001));
+
+        store
+            .outbox_record("a1", attempt(10_000, false), NextStep::RetryAt(15_000))
+            .await
+            .unwrap();
+        assert_eq!(
+            due_ids(&store, 10_000).await,
+            vec!["b1"],
+            "a2 waits behind a1"
+        );
+        assert_eq!(due_ids(&store, 15_000).await, vec!["b1", "a1"]);
+        store
+            .outbox_record("a1", attempt(15_000, true), NextStep::Delivered)
+            .await
+            .unwrap();
+        assert_eq!(due_ids(&store, 15_000).await, vec!["b1", "a2"], "oldest due first");
+        let (item, attempts) = store.outbox_get("a1").await.unwrap().unwrap();
+        assert_eq!(item.state, OutboxState::Delivered);
+        assert_eq!((item.attempts, item.failures), (2, 1));
+        assert_eq!(
+            attempts,
+            vec![attempt(10_000, false), attempt(15_000, true)]
+        );
+    }
+
+    /// A dead letter blocks its order until it is retried, keeps its history, and survives
+    /// a restart.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn dead_letters_block_their_order_until_requeued() {
+        let dir = TempDir::new().unwrap();
+        {
+            let store = open(&dir);
+            let commit = Commit {
+                outbox: vec![event("a1", "A", 1), event("a2", "A", 2)],
+                ..Commit::default()
+            };
+            store.commit(commit).await.unwrap();
+            store
+                .outbox_record("a1", attempt(5_000, false), NextStep::Dead)
+                .await
+                .unwrap();
+            assert!(due_ids(&store, u64::MAX).await.is_empty());
+            let dead = store
+                .outbox_list(Some(OutboxState::Dead), 10)
+                .await
+                .unwrap();
+            assert_eq!(dead.len(), 1);
+            let c = store.counts().await.unwrap();
+            assert_eq!((c.outbox_pending, c.outbox_dead), (1, 1));
+            assert!(
+                !store.outbox_requeue("a2", 6_000).await.unwrap(),
+                "a2 is not dead"
+            );
+        }
+        let store = open(&dir);
+        assert!(store.outbox_requeue("a1", 6_000).await.unwrap());
+        assert_eq!(due_ids(&store, 6_000).await, vec!["a1"]);
+        let (item, attempts) = store.outbox_get("a1").await.unwrap().unwrap();
+        assert_eq!(
+            (item.state, item.failures, item.attempts),
+            (OutboxState::Pending, 0, 1)
+        );
+        assert_eq!(attempts.len(), 1, "the history stays");
+        assert_eq!(store.outbox_list(None, 10).await.unwrap().len(), 2);
+        assert!(store
+            .outbox_record("missing", attempt(1, true), NextStep::Delivered)
+            .await
+            .is_err());
     }
 }

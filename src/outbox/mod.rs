@@ -1,0 +1,188 @@
+//! The delivery worker of the transactional outbox.
+//!
+//! Events are written by the service in the same commit as the order change that caused
+//! them. The worker takes the due ones (only the oldest undelivered event of each order, so
+//! one order's events arrive in sequence while different orders proceed in parallel), hands
+//! each to the commerce backend with a per-attempt timeout, logs the attempt, and marks the
+//! event delivered, reschedules it (retry schedule with jitter, `Retry-After` honoured) or
+//! dead-letters it. Time comes from the injectable clock; the worker wakes on new events and
+//! polls as a fallback.
+
+pub mod schedule;
+
+use crate::backend::{CommerceBackend, DeliveryError, Event};
+use crate::clock::Clock;
+use crate::store::{Attempt, NextStep, OutboxItem, Store, StoreError};
+use futures_util::StreamExt;
+use schedule::RetryPolicy;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::{watch, Notify};
+use tracing::Instrument;
+
+#[derive(Debug, Clone)]
+pub struct OutboxSettings {
+    pub policy: RetryPolicy,
+    /// Deliveries in flight at once (each to a different order).
+    pub concurrency: usize,
+    pub attempt_timeout: Duration,
+    /// Longest sleep between looks at the queue.
+    pub poll_interval: Duration,
+}
+
+impl Default for OutboxSettings {
+    fn default() -> Self {
+        OutboxSettings {
+            policy: RetryPolicy::default(),
+            concurrency: 16,
+            attempt_timeout: Duration::from_secs(15),
+            poll_interval: Duration::from_secs(1),
+        }
+    }
+}
+
+pub struct Outbox {
+    store: Arc<dyn Store>,
+    backend: Arc<dyn CommerceBackend>,
+    clock: Arc<dyn Clock>,
+    settings: OutboxSettings,
+    wake: Arc<Notify>,
+}
+
+impl Outbox {
+    pub fn new(
+        store: Arc<dyn Store>,
+        backend: Arc<dyn CommerceBackend>,
+        clock: Arc<dyn Clock>,
+        settings: OutboxSettings,
+        wake: Arc<Notify>,
+    ) -> Outbox {
+        Outbox {
+            store,
+            backend,
+            clock,
+            settings,
+            wake,
+        }
+    }
+
+    /// Delivers what is due now, once each; returns how many attempts were made.
+    pub async fn run_once(&self) -> Result<usize, StoreError> {
+        let batch = self.settings.concurrency.max(1) * 4;
+        let due = self.store.outbox_due(self.clock.now_ms(), batch).await?;
+        let count = due.len();
+        let results: Vec<Result<(), StoreError>> = futures_util::stream::iter(due)
+            .map(|item| self.attempt(item))
+            .buffer_unordered(self.settings.concurrency.max(1))
+            .collect()
+            .await;
+        results.into_iter().collect::<Result<(), _>>()?;
+        Ok(count)
+    }
+
+    /// One delivery attempt, in its own span.
+    async fn attempt(&self, item: OutboxItem) -> Result<(), StoreError> {
+        let span = tracing::info_span!(
+            "outbox_delivery",
+            event_id = %item.entry.id,
+            order_id = %item.entry.order_id,
+            event_type = %item.entry.event_type,
+            attempt = item.attempts + 1,
+        );
+        self.attempt_in_span(item).instrument(span).await
+    }
+
+    async fn attempt_in_span(&self, item: OutboxItem) -> Result<(), StoreError> {
+        let e = &item.entry;
+        let event = Event {
+            id: &e.id,
+            event_type: &e.event_type,
+            order_id: &e.order_id,
+            body: &e.body,
+        };
+        let at_ms = self.clock.now_ms();
+        let started = Instant::now();
+        let outcome =
+            tokio::time::timeout(self.settings.attempt_timeout, self.backend.deliver(&event))
+                .await
+                .unwrap_or_else(|_| {
+                    Err(DeliveryError::Transient {
+                        detail: format!("no answer within {:?}", self.settings.attempt_timeout),
+                        status: None,
+                        retry_after: None,
+                    })
+                });
+        let latency_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        let (attempt, next) = match outcome {
+            Ok(done) => {
+                tracing::info!(backend = self.backend.name(), latency_ms, "event delivered");
+                let attempt = Attempt {
+                    at_ms,
+                    latency_ms,
+                    delivered: true,
+                    status: done.status,
+                    detail: done.detail,
+                };
+                (attempt, NextStep::Delivered)
+            }
+            Err(err) => {
+                let failures = item.failures.saturating_add(1);
+                let next = match &err {
+                    DeliveryError::Permanent { .. } => NextStep::Dead,
+                    DeliveryError::Transient { retry_after, .. } => self
+                        .settings
+                        .policy
+                        .next_delay(failures, *retry_after, schedule::random_unit())
+                        .map_or(NextStep::Dead, |d| {
+                            let delay = u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+                            NextStep::RetryAt(self.clock.now_ms().saturating_add(delay))
+                        }),
+                };
+                if next == NextStep::Dead {
+                    tracing::error!(error = %err, failures, "event dead-lettered");
+                } else {
+                    tracing::warn!(error = %err, failures, ?next, "delivery failed; will retry");
+                }
+                let attempt = Attempt {
+                    at_ms,
+                    latency_ms,
+                    delivered: false,
+                    status: err.status(),
+                    detail: err.to_string(),
+                };
+                (attempt, next)
+            }
+        };
+        self.store.outbox_record(&e.id, attempt, next).await
+    }
+
+    /// Delivers until `stop` turns true; in-flight attempts finish first.
+    pub async fn run(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
+        loop {
+            if *stop.borrow() {
+                break;
+            }
+            let attempted = match self.run_once().await {
+                Ok(n) => n,
+                Err(e) => {
+                    tracing::error!(error = %e, "outbox: store failure; retrying shortly");
+                    0
+                }
+            };
+            if attempted > 0 {
+                continue;
+            }
+            let sleep = match self.store.outbox_next_due().await {
+                Ok(Some(due)) => Duration::from_millis(due.saturating_sub(self.clock.now_ms())),
+                _ => self.settings.poll_interval,
+            }
+            .clamp(Duration::from_millis(5), self.settings.poll_interval);
+            tokio::select! {
+                () = self.wake.notified() => {}
+                () = tokio::time::sleep(sleep) => {}
+                _ = stop.changed() => {}
+            }
+        }
+        tracing::info!("outbox worker stopped");
+    }
+}
