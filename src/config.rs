@@ -2,6 +2,7 @@
 //! Read once, validated once into typed values; a bad setting stops start-up with one line
 //! naming it.
 
+use crate::signing::WebhookSecret;
 use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -59,6 +60,21 @@ pub struct Settings {
     pub shutdown_timeout: Duration,
     /// Delivery of outbox events to the commerce backend.
     pub outbox: crate::outbox::OutboxSettings,
+    pub webhook_url: Option<String>,
+    pub webhook_secret: Option<WebhookSecret>,
+    pub nats_url: String,
+    /// `whsec_` secrets accepted from senders with `--auth hmac` (several during rotation).
+    pub hmac_secrets: Vec<WebhookSecret>,
+    pub hmac_tolerance: Duration,
+    /// JWKS file path or http(s) URL, with `--auth fast-jwt`.
+    pub jwks: Option<String>,
+    /// The merchant's Fast app id: the JWT audience.
+    pub app_id: Option<String>,
+    pub jwt_issuer: String,
+    /// Bearer token of the admin API.
+    pub admin_token: Option<Secret>,
+    /// Allow `--auth none` on a non-loopback address.
+    pub insecure_allow_public: bool,
 }
 
 impl Settings {
@@ -78,72 +94,151 @@ impl Settings {
             log_format: LogFormat::Auto,
             shutdown_timeout: Duration::from_secs(30),
             outbox: crate::outbox::OutboxSettings::default(),
+            webhook_url: None,
+            webhook_secret: None,
+            nats_url: "nats://127.0.0.1:4222".into(),
+            hmac_secrets: Vec::new(),
+            hmac_tolerance: Duration::from_secs(300),
+            jwks: None,
+            app_id: None,
+            jwt_issuer: "api.fast.co".into(),
+            admin_token: None,
+            insecure_allow_public: false,
         }
     }
 }
 
-/// The values as given (flags and env through clap, or the file), before validation.
-/// Every field is a string so that every bad value gets the same kind of message.
-#[derive(Debug, Clone, Default, Deserialize, clap::Args)]
-#[serde(deny_unknown_fields)]
-pub struct RawSettings {
-    /// Address to listen on [default: 127.0.0.1:8080]
-    #[arg(long, env = "FAST_SELLER_LISTEN")]
-    pub listen: Option<String>,
-    /// Directory of the embedded store [default: ./data]
-    #[arg(long, env = "FAST_SELLER_DATA_DIR")]
-    pub data_dir: Option<String>,
-    /// Catalog JSON file [default: the bundled demo catalog]
-    #[arg(long, env = "FAST_SELLER_CATALOG")]
-    pub catalog: Option<String>,
-    /// How Fast's calls are authenticated: none | hmac | fast-jwt [default: none]
-    #[arg(long, env = "FAST_SELLER_AUTH")]
-    pub auth: Option<String>,
-    /// Where converted orders go: file | webhook | nats [default: file]
-    #[arg(long, env = "FAST_SELLER_BACKEND")]
-    pub backend: Option<String>,
-    /// How long request ids are remembered, e.g. "7d" (at least 24h) [default: 7d]
-    #[arg(long, env = "FAST_SELLER_IDEMPOTENCY_RETENTION")]
-    pub idempotency_retention: Option<String>,
-    /// Largest request body in bytes [default: 1048576]
-    #[arg(long, env = "FAST_SELLER_BODY_LIMIT")]
-    pub body_limit: Option<String>,
-    /// Deadline for receiving a whole request body, e.g. "10s" [default: 10s]
-    #[arg(long, env = "FAST_SELLER_BODY_READ_TIMEOUT")]
-    pub body_read_timeout: Option<String>,
-    /// sled page cache in bytes [default: 268435456]
-    #[arg(long, env = "FAST_SELLER_CACHE_CAPACITY")]
-    pub cache_capacity: Option<String>,
-    /// HTTP worker threads, 0 = one per core [default: 0]
-    #[arg(long, env = "FAST_SELLER_WORKERS")]
-    pub workers: Option<String>,
-    /// auto | json | pretty [default: auto]
-    #[arg(long, env = "FAST_SELLER_LOG_FORMAT")]
-    pub log_format: Option<String>,
-    /// How long in-flight requests may take to finish on SIGTERM, e.g. "30s" [default: 30s]
-    #[arg(long, env = "FAST_SELLER_SHUTDOWN_TIMEOUT")]
-    pub shutdown_timeout: Option<String>,
+/// A secret value: never shown by `Debug` or `Display`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Secret {
+        Secret(value.into())
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+/// Defines [`RawSettings`]: every setting as text (so every bad value gets the same kind of
+/// message), with its flag and env var (clap) or, for secrets, its env var only, plus the
+/// file key (serde; the flag name with underscores).
+macro_rules! raw_settings {
+    (
+        settings { $( $(#[$attr:meta])* $name:ident = $env:literal, )* }
+        secrets { $( $(#[$sattr:meta])* $sname:ident = $senv:literal, )* }
+    ) => {
+        /// The values as given (flags and env through clap, or the file), before validation.
+        #[derive(Clone, Default, Deserialize, clap::Args)]
+        #[serde(deny_unknown_fields)]
+        pub struct RawSettings {
+            $( $(#[$attr])* #[arg(long, env = $env)] pub $name: Option<String>, )*
+            $( $(#[$sattr])* #[arg(skip)] pub $sname: Option<String>, )*
+        }
+
+        impl RawSettings {
+            /// Fills every value not given here from `lower`.
+            fn or(self, lower: RawSettings) -> RawSettings {
+                RawSettings {
+                    $( $name: self.$name.or(lower.$name), )*
+                    $( $sname: self.$sname.or(lower.$sname), )*
+                }
+            }
+
+            /// Secrets come from the environment or the file only, never from flags.
+            fn with_secret_env(mut self) -> RawSettings {
+                $( if let Ok(v) = std::env::var($senv) { self.$sname = Some(v); } )*
+                self
+            }
+        }
+
+        impl std::fmt::Debug for RawSettings {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.debug_struct("RawSettings")
+                    $( .field(stringify!($name), &self.$name) )*
+                    $( .field(stringify!($sname), &self.$sname.as_ref().map(|_| "<redacted>")) )*
+                    .finish()
+            }
+        }
+
+        /// Env var of each setting, for messages.
+        fn env_name(key: &str) -> &'static str {
+            match key {
+                $( stringify!($name) => $env, )*
+                $( stringify!($sname) => $senv, )*
+                _ => "",
+            }
+        }
+
+        /// Whether a setting is a secret (env or file only).
+        fn is_secret(key: &str) -> bool {
+            matches!(key, $( stringify!($sname) )|* )
+        }
+    };
+}
+
+raw_settings! {
+    settings {
+        /// Address to listen on [default: 127.0.0.1:8080]
+        listen = "FAST_SELLER_LISTEN",
+        /// Directory of the embedded store [default: ./data]
+        data_dir = "FAST_SELLER_DATA_DIR",
+        /// Catalog JSON file [default: the bundled demo catalog]
+        catalog = "FAST_SELLER_CATALOG",
+        /// How Fast's calls are authenticated: none | hmac | fast-jwt [default: none]
+        auth = "FAST_SELLER_AUTH",
+        /// Where converted orders go: file | webhook | nats [default: file]
+        backend = "FAST_SELLER_BACKEND",
+        /// How long request ids are remembered, e.g. "7d" (at least 24h) [default: 7d]
+        idempotency_retention = "FAST_SELLER_IDEMPOTENCY_RETENTION",
+        /// Largest request body in bytes [default: 1048576]
+        body_limit = "FAST_SELLER_BODY_LIMIT",
+        /// Deadline for receiving a whole request body, e.g. "10s" [default: 10s]
+        body_read_timeout = "FAST_SELLER_BODY_READ_TIMEOUT",
+        /// sled page cache in bytes [default: 268435456]
+        cache_capacity = "FAST_SELLER_CACHE_CAPACITY",
+        /// HTTP worker threads, 0 = one per core [default: 0]
+        workers = "FAST_SELLER_WORKERS",
+        /// auto | json | pretty [default: auto]
+        log_format = "FAST_SELLER_LOG_FORMAT",
+        /// How long in-flight requests may take to finish on SIGTERM, e.g. "30s" [default: 30s]
+        shutdown_timeout = "FAST_SELLER_SHUTDOWN_TIMEOUT",
+        /// URL the webhook backend posts events to
+        webhook_url = "FAST_SELLER_WEBHOOK_URL",
+        /// NATS server of the nats backend [default: nats://127.0.0.1:4222]
+        nats_url = "FAST_SELLER_NATS_URL",
+        /// Outbox deliveries in flight at once [default: 16]
+        outbox_concurrency = "FAST_SELLER_OUTBOX_CONCURRENCY",
+        /// Time one delivery attempt may take, e.g. "15s" [default: 15s]
+        outbox_attempt_timeout = "FAST_SELLER_OUTBOX_ATTEMPT_TIMEOUT",
+        /// JWKS of Fast's signing keys (file path or http(s) URL), for --auth fast-jwt
+        jwks = "FAST_SELLER_JWKS",
+        /// Your Fast app id (the JWT audience), for --auth fast-jwt
+        app_id = "FAST_SELLER_APP_ID",
+        /// Expected JWT issuer [default: api.fast.co]
+        jwt_issuer = "FAST_SELLER_JWT_ISSUER",
+        /// Accepted clock difference of HMAC-signed calls, e.g. "5m" [default: 5m]
+        hmac_tolerance = "FAST_SELLER_HMAC_TOLERANCE",
+        /// Allow --auth none on a non-loopback address (never in production)
+        #[arg(num_args = 0..=1, default_missing_value = "true")]
+        insecure_allow_public = "FAST_SELLER_INSECURE_ALLOW_PUBLIC",
+    }
+    secrets {
+        hmac_secrets = "FAST_SELLER_HMAC_SECRETS",
+        webhook_secret = "FAST_SELLER_WEBHOOK_SECRET",
+        admin_token = "FAST_SELLER_ADMIN_TOKEN",
+        fast_api_token = "FAST_SELLER_FAST_API_TOKEN",
+    }
 }
 
 impl RawSettings {
-    /// Fills every value not given here from `lower`.
-    fn or(self, lower: RawSettings) -> RawSettings {
-        RawSettings {
-            listen: self.listen.or(lower.listen),
-            data_dir: self.data_dir.or(lower.data_dir),
-            catalog: self.catalog.or(lower.catalog),
-            auth: self.auth.or(lower.auth),
-            backend: self.backend.or(lower.backend),
-            idempotency_retention: self.idempotency_retention.or(lower.idempotency_retention),
-            body_limit: self.body_limit.or(lower.body_limit),
-            body_read_timeout: self.body_read_timeout.or(lower.body_read_timeout),
-            cache_capacity: self.cache_capacity.or(lower.cache_capacity),
-            workers: self.workers.or(lower.workers),
-            log_format: self.log_format.or(lower.log_format),
-            shutdown_timeout: self.shutdown_timeout.or(lower.shutdown_timeout),
-        }
-    }
-
     /// Reads a TOML file whose keys are the flag names with underscores.
     pub fn from_file(path: &Path) -> Result<RawSettings, ConfigError> {
         let file_err = |message: String| ConfigError::File {
@@ -153,11 +248,12 @@ impl RawSettings {
         let text = std::fs::read_to_string(path).map_err(|e| file_err(e.to_string()))?;
         let table: toml::Table =
             toml::from_str(&text).map_err(|e| file_err(e.message().to_string()))?;
-        // Numbers may be written bare in TOML; the settings take them as text.
+        // Numbers and booleans may be written bare in TOML; the settings take them as text.
         let table: toml::Table = table
             .into_iter()
             .map(|(k, v)| match v {
                 toml::Value::Integer(i) => (k, toml::Value::String(i.to_string())),
+                toml::Value::Boolean(b) => (k, toml::Value::String(b.to_string())),
                 other => (k, other),
             })
             .collect();
@@ -166,155 +262,233 @@ impl RawSettings {
 
     /// Layers these (flags and env) over `file` and the defaults, and validates the result.
     pub fn resolve(self, file: Option<RawSettings>) -> Result<Settings, ConfigError> {
-        let raw = self.or(file.unwrap_or_default());
-        let defaults = Settings::new(
+        let raw = self.with_secret_env().or(file.unwrap_or_default());
+        let d = Settings::new(
             SocketAddr::from(([127, 0, 0, 1], 8080)),
             PathBuf::from("./data"),
         );
+        let mut outbox = d.outbox.clone();
+        outbox.concurrency = value(
+            "outbox_concurrency",
+            raw.outbox_concurrency,
+            outbox.concurrency,
+            |v| match v.parse::<usize>() {
+                Ok(n) if (1..=1024).contains(&n) => Ok(n),
+                _ => Err("expected a number from 1 to 1024".into()),
+            },
+        )?;
+        outbox.attempt_timeout = value(
+            "outbox_attempt_timeout",
+            raw.outbox_attempt_timeout,
+            outbox.attempt_timeout,
+            duration,
+        )?;
         let s = Settings {
-            outbox: defaults.outbox.clone(),
-            listen: parse(
-                "listen",
-                "FAST_SELLER_LISTEN",
-                raw.listen,
-                defaults.listen,
-                |v| {
-                    v.parse::<SocketAddr>()
-                        .map_err(|_| "expected an address such as 127.0.0.1:8080".into())
-                },
-            )?,
-            data_dir: raw.data_dir.map(PathBuf::from).unwrap_or(defaults.data_dir),
+            listen: value("listen", raw.listen, d.listen, |v| {
+                v.parse::<SocketAddr>()
+                    .map_err(|_| "expected an address such as 127.0.0.1:8080".into())
+            })?,
+            data_dir: raw.data_dir.map(PathBuf::from).unwrap_or(d.data_dir),
             catalog: raw.catalog.map(PathBuf::from),
-            auth: parse(
-                "auth",
-                "FAST_SELLER_AUTH",
-                raw.auth,
-                defaults.auth,
-                |v| match v {
-                    "none" => Ok(AuthMode::None),
-                    "hmac" => Ok(AuthMode::Hmac),
-                    "fast-jwt" => Ok(AuthMode::FastJwt),
-                    _ => Err("expected none, hmac or fast-jwt".into()),
-                },
-            )?,
-            backend: parse(
-                "backend",
-                "FAST_SELLER_BACKEND",
-                raw.backend,
-                defaults.backend,
-                |v| match v {
-                    "file" => Ok(BackendKind::File),
-                    "webhook" => Ok(BackendKind::Webhook),
-                    "nats" => Ok(BackendKind::Nats),
-                    _ => Err("expected file, webhook or nats".into()),
-                },
-            )?,
-            idempotency_retention: parse(
+            auth: value("auth", raw.auth, d.auth, |v| match v {
+                "none" => Ok(AuthMode::None),
+                "hmac" => Ok(AuthMode::Hmac),
+                "fast-jwt" => Ok(AuthMode::FastJwt),
+                _ => Err("expected none, hmac or fast-jwt".into()),
+            })?,
+            backend: value("backend", raw.backend, d.backend, |v| match v {
+                "file" => Ok(BackendKind::File),
+                "webhook" => Ok(BackendKind::Webhook),
+                "nats" => Ok(BackendKind::Nats),
+                _ => Err("expected file, webhook or nats".into()),
+            })?,
+            idempotency_retention: value(
                 "idempotency_retention",
-                "FAST_SELLER_IDEMPOTENCY_RETENTION",
                 raw.idempotency_retention,
-                defaults.idempotency_retention,
+                d.idempotency_retention,
                 |v| {
-                    let d = duration(v)?;
-                    if d < MIN_RETENTION {
+                    let dur = duration(v)?;
+                    if dur < MIN_RETENTION {
                         return Err("must be at least 24h".into());
                     }
-                    Ok(d)
+                    Ok(dur)
                 },
             )?,
-            body_limit: parse(
-                "body_limit",
-                "FAST_SELLER_BODY_LIMIT",
-                raw.body_limit,
-                defaults.body_limit,
-                |v| match v.parse::<usize>() {
-                    Ok(n) if n >= 1024 => Ok(n),
-                    _ => Err("expected a number of bytes, at least 1024".into()),
-                },
-            )?,
-            body_read_timeout: parse(
+            body_limit: value("body_limit", raw.body_limit, d.body_limit, |v| match v
+                .parse::<usize>()
+            {
+                Ok(n) if n >= 1024 => Ok(n),
+                _ => Err("expected a number of bytes, at least 1024".into()),
+            })?,
+            body_read_timeout: value(
                 "body_read_timeout",
-                "FAST_SELLER_BODY_READ_TIMEOUT",
                 raw.body_read_timeout,
-                defaults.body_read_timeout,
+                d.body_read_timeout,
                 duration,
             )?,
-            cache_capacity: parse(
+            cache_capacity: value(
                 "cache_capacity",
-                "FAST_SELLER_CACHE_CAPACITY",
                 raw.cache_capacity,
-                defaults.cache_capacity,
+                d.cache_capacity,
                 |v| {
                     v.parse::<u64>()
                         .map_err(|_| "expected a number of bytes".into())
                 },
             )?,
-            workers: parse(
-                "workers",
-                "FAST_SELLER_WORKERS",
-                raw.workers,
-                defaults.workers,
-                |v| match v.parse::<usize>() {
+            workers: value("workers", raw.workers, d.workers, |v| {
+                match v.parse::<usize>() {
                     Ok(n) if n <= 256 => Ok(n),
                     _ => Err("expected a number of threads (0 = one per core)".into()),
-                },
-            )?,
-            log_format: parse(
-                "log_format",
-                "FAST_SELLER_LOG_FORMAT",
-                raw.log_format,
-                defaults.log_format,
-                |v| match v {
-                    "auto" => Ok(LogFormat::Auto),
-                    "json" => Ok(LogFormat::Json),
-                    "pretty" => Ok(LogFormat::Pretty),
-                    _ => Err("expected auto, json or pretty".into()),
-                },
-            )?,
-            shutdown_timeout: parse(
+                }
+            })?,
+            log_format: value("log_format", raw.log_format, d.log_format, |v| match v {
+                "auto" => Ok(LogFormat::Auto),
+                "json" => Ok(LogFormat::Json),
+                "pretty" => Ok(LogFormat::Pretty),
+                _ => Err("expected auto, json or pretty".into()),
+            })?,
+            shutdown_timeout: value(
                 "shutdown_timeout",
-                "FAST_SELLER_SHUTDOWN_TIMEOUT",
                 raw.shutdown_timeout,
-                defaults.shutdown_timeout,
+                d.shutdown_timeout,
                 duration,
             )?,
+            outbox,
+            webhook_url: optional("webhook_url", raw.webhook_url, |v| {
+                if v.starts_with("http://") || v.starts_with("https://") {
+                    Ok(v.to_string())
+                } else {
+                    Err("expected an http:// or https:// URL".into())
+                }
+            })?,
+            webhook_secret: optional("webhook_secret", raw.webhook_secret, |v| {
+                WebhookSecret::parse(v).map_err(|e| e.to_string())
+            })?,
+            nats_url: value("nats_url", raw.nats_url, d.nats_url, |v| Ok(v.to_string()))?,
+            hmac_secrets: value("hmac_secrets", raw.hmac_secrets, Vec::new(), |v| {
+                crate::signing::parse_secrets(v)
+            })?,
+            hmac_tolerance: value(
+                "hmac_tolerance",
+                raw.hmac_tolerance,
+                d.hmac_tolerance,
+                |v| {
+                    let dur = duration(v)?;
+                    if dur.is_zero() {
+                        return Err("must be positive".into());
+                    }
+                    Ok(dur)
+                },
+            )?,
+            jwks: raw.jwks.filter(|v| !v.trim().is_empty()),
+            app_id: raw.app_id.filter(|v| !v.trim().is_empty()),
+            jwt_issuer: value("jwt_issuer", raw.jwt_issuer, d.jwt_issuer, |v| {
+                Ok(v.to_string())
+            })?,
+            admin_token: optional("admin_token", raw.admin_token, |v| {
+                if v.len() < 16 {
+                    return Err("must be at least 16 characters".into());
+                }
+                Ok(Secret::new(v))
+            })?,
+            insecure_allow_public: value(
+                "insecure_allow_public",
+                raw.insecure_allow_public,
+                false,
+                |v| match v {
+                    "true" | "1" | "yes" => Ok(true),
+                    "false" | "0" | "no" => Ok(false),
+                    _ => Err("expected true or false".into()),
+                },
+            )?,
         };
-        if s.auth != AuthMode::None {
-            return Err(invalid(
-                "auth",
-                "FAST_SELLER_AUTH",
-                "only `none` is available in this version",
-            ));
-        }
-        if s.backend != BackendKind::File {
-            return Err(invalid(
-                "backend",
-                "FAST_SELLER_BACKEND",
-                "only `file` is available in this version",
-            ));
-        }
+        s.check_combination()?;
         Ok(s)
     }
 }
 
-fn invalid(key: &str, env: &str, message: impl Into<String>) -> ConfigError {
+impl Settings {
+    /// Settings that only make sense together.
+    fn check_combination(&self) -> Result<(), ConfigError> {
+        match self.auth {
+            AuthMode::Hmac if self.hmac_secrets.is_empty() => {
+                return Err(invalid("hmac_secrets", "is required with --auth hmac"));
+            }
+            AuthMode::FastJwt if self.jwks.is_none() => {
+                return Err(invalid("jwks", "is required with --auth fast-jwt"));
+            }
+            AuthMode::FastJwt if self.app_id.is_none() => {
+                return Err(invalid("app_id", "is required with --auth fast-jwt"));
+            }
+            AuthMode::None if !self.listen.ip().is_loopback() && !self.insecure_allow_public => {
+                return Err(invalid(
+                    "listen",
+                    format!(
+                        "refusing to serve {} without authentication: use --auth hmac or --auth fast-jwt (or --insecure-allow-public for a throwaway test)",
+                        self.listen
+                    ),
+                ));
+            }
+            _ => {}
+        }
+        if self.backend == BackendKind::Webhook {
+            if self.webhook_url.is_none() {
+                return Err(invalid("webhook_url", "is required with --backend webhook"));
+            }
+            if self.webhook_secret.is_none() {
+                return Err(invalid(
+                    "webhook_secret",
+                    "is required with --backend webhook",
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The setting's name as a person would look for it: file key, flag (or "secret"), env var.
+fn describe(key: &str) -> String {
+    let how = if is_secret(key) {
+        "env or file only".to_string()
+    } else {
+        format!("--{}", key.replace('_', "-"))
+    };
+    format!("{key} ({how} / {})", env_name(key))
+}
+
+fn invalid(key: &str, message: impl Into<String>) -> ConfigError {
     ConfigError::Invalid {
-        setting: format!("{key} (--{} / {env})", key.replace('_', "-")),
+        setting: describe(key),
         message: message.into(),
     }
 }
 
-fn parse<T>(
+/// Parses a given value, or takes the default.
+fn value<T>(
     key: &str,
-    env: &str,
-    value: Option<String>,
+    given: Option<String>,
     default: T,
-    f: impl Fn(&str) -> Result<T, String>,
+    parse: impl Fn(&str) -> Result<T, String>,
 ) -> Result<T, ConfigError> {
-    match value {
-        None => Ok(default),
-        Some(v) => f(v.trim()).map_err(|m| invalid(key, env, format!("`{v}`: {m}"))),
-    }
+    Ok(optional(key, given, parse)?.unwrap_or(default))
+}
+
+fn optional<T>(
+    key: &str,
+    given: Option<String>,
+    parse: impl Fn(&str) -> Result<T, String>,
+) -> Result<Option<T>, ConfigError> {
+    let Some(v) = given else {
+        return Ok(None);
+    };
+    let shown = if is_secret(key) {
+        "<redacted>"
+    } else {
+        v.as_str()
+    };
+    parse(v.trim())
+        .map(Some)
+        .map_err(|m| invalid(key, format!("`{shown}`: {m}")))
 }
 
 fn duration(v: &str) -> Result<Duration, String> {

@@ -5,6 +5,7 @@
 //! `protocol` (wire types) → `domain` (pure order logic) → `store` (trait + sled) →
 //! `service` (use cases, idempotency) → `http` (handlers only translate) → `startup` → `main`.
 
+pub mod auth;
 pub mod backend;
 pub mod catalog;
 pub mod cli;
@@ -12,9 +13,11 @@ pub mod clock;
 pub mod config;
 pub mod domain;
 pub mod http;
+pub mod keys;
 pub mod outbox;
 pub mod protocol;
 pub mod service;
+pub mod signing;
 pub mod startup;
 pub mod store;
 pub mod telemetry;

@@ -1,5 +1,5 @@
 use clap::Parser;
-use fast_seller::cli::{Cli, Command};
+use fast_seller::cli::{self, Cli, Command};
 use fast_seller::config::RawSettings;
 use fast_seller::startup::Application;
 use std::process::ExitCode;
@@ -7,11 +7,17 @@ use std::process::ExitCode;
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Serve(args) => serve(args),
+        Command::Serve(args) => serve(*args),
+        Command::Sign(args) => print(cli::sign(&args)),
+        Command::Keys(command) => print(cli::keys(&command)),
+        Command::Outbox(args) => match runtime() {
+            Ok(rt) => print(rt.block_on(cli::outbox(&args))),
+            Err(e) => fail(&e, 1),
+        },
     }
 }
 
-fn serve(args: fast_seller::cli::ServeArgs) -> ExitCode {
+fn serve(args: cli::ServeArgs) -> ExitCode {
     let file = match args
         .config
         .as_deref()
@@ -19,11 +25,11 @@ fn serve(args: fast_seller::cli::ServeArgs) -> ExitCode {
         .transpose()
     {
         Ok(f) => f,
-        Err(e) => return fail(&e),
+        Err(e) => return fail(&e, 2),
     };
     let settings = match args.settings.resolve(file) {
         Ok(s) => s,
-        Err(e) => return fail(&e),
+        Err(e) => return fail(&e, 2),
     };
     fast_seller::telemetry::init(settings.log_format);
     if settings.auth == fast_seller::config::AuthMode::None {
@@ -32,12 +38,9 @@ fn serve(args: fast_seller::cli::ServeArgs) -> ExitCode {
             settings.listen
         );
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match runtime() {
         Ok(rt) => rt,
-        Err(e) => return fail(&e),
+        Err(e) => return fail(&e, 2),
     };
     let result = runtime.block_on(async {
         Application::build(settings)
@@ -49,12 +52,28 @@ fn serve(args: fast_seller::cli::ServeArgs) -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!(error = %e, "fast-seller stopped with an error");
-            fail(&e)
+            fail(&e, 2)
         }
     }
 }
 
-fn fail(e: &dyn std::fmt::Display) -> ExitCode {
+fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+}
+
+fn print(result: Result<String, cli::CommandError>) -> ExitCode {
+    match result {
+        Ok(text) => {
+            print!("{text}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(&e, 1),
+    }
+}
+
+fn fail(e: &dyn std::fmt::Display, code: u8) -> ExitCode {
     eprintln!("fast-seller: {e}");
-    ExitCode::from(2)
+    ExitCode::from(code)
 }

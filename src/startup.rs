@@ -2,13 +2,16 @@
 //! HTTP server on a bound listener (port 0 allowed), and runs until SIGTERM/SIGINT.
 //! Tests build exactly this.
 
+use crate::auth::Authenticator;
 use crate::backend::file::FileBackend;
+use crate::backend::webhook::WebhookBackend;
 use crate::backend::CommerceBackend;
 use crate::clock::{Clock, SystemClock};
-use crate::config::Settings;
+use crate::config::{AuthMode, BackendKind, Settings};
 use crate::domain::CatalogError;
 use crate::http::{self, body::BodyLimits, AppState, Readiness};
 use crate::outbox::Outbox;
+use crate::service::admin::OutboxAdmin;
 use crate::service::{Service, ServiceSettings};
 use crate::store::sled::SledStore;
 use crate::store::{Store, StoreError};
@@ -34,6 +37,10 @@ pub enum StartupError {
     },
     #[error("server: {0}")]
     Server(#[from] std::io::Error),
+    #[error("backend: {0}")]
+    Backend(String),
+    #[error("auth: {0}")]
+    Auth(String),
 }
 
 pub struct Application {
@@ -73,14 +80,15 @@ impl Application {
             },
             wake.clone(),
         ));
-        let backend: Arc<dyn CommerceBackend> =
-            Arc::new(FileBackend::new(settings.data_dir.join("forwarded.jsonl")));
+        let backend = build_backend(&settings, clock.clone()).await?;
+        let auth = Arc::new(build_authenticator(&settings)?);
+        tracing::info!(auth = auth.scheme(), backend = backend.name(), "configured");
         let outbox = Arc::new(Outbox::new(
             store.clone(),
             backend,
-            clock,
+            clock.clone(),
             settings.outbox.clone(),
-            wake,
+            wake.clone(),
         ));
         let readiness = Arc::new(Readiness::default());
         let state = web::Data::new(AppState {
@@ -90,6 +98,10 @@ impl Application {
                 read_timeout: settings.body_read_timeout,
             },
             readiness: readiness.clone(),
+            auth,
+            outbox: Arc::new(OutboxAdmin::new(store.clone(), clock.clone(), wake)),
+            clock,
+            admin_token: settings.admin_token.clone(),
         });
         let listener =
             TcpListener::bind(settings.listen).map_err(|source| StartupError::Listen {
@@ -173,6 +185,63 @@ impl Application {
         store.flush().await?;
         tracing::info!("stopped");
         Ok(result?)
+    }
+}
+
+/// The commerce backend `--backend` names.
+async fn build_backend(
+    settings: &Settings,
+    clock: Arc<dyn Clock>,
+) -> Result<Arc<dyn CommerceBackend>, StartupError> {
+    Ok(match settings.backend {
+        BackendKind::File => Arc::new(FileBackend::new(settings.data_dir.join("forwarded.jsonl"))),
+        BackendKind::Webhook => {
+            let (Some(url), Some(secret)) = (&settings.webhook_url, &settings.webhook_secret)
+            else {
+                return Err(StartupError::Backend(
+                    "webhook backend needs FAST_SELLER_WEBHOOK_URL and FAST_SELLER_WEBHOOK_SECRET"
+                        .into(),
+                ));
+            };
+            Arc::new(
+                WebhookBackend::new(
+                    url.clone(),
+                    secret.clone(),
+                    clock,
+                    settings.outbox.attempt_timeout,
+                )
+                .map_err(StartupError::Backend)?,
+            )
+        }
+        #[cfg(feature = "nats")]
+        BackendKind::Nats => Arc::new(
+            crate::backend::nats::NatsBackend::connect(&settings.nats_url)
+                .await
+                .map_err(StartupError::Backend)?,
+        ),
+        #[cfg(not(feature = "nats"))]
+        BackendKind::Nats => {
+            return Err(StartupError::Backend(
+                "this build has no nats backend (built without the `nats` feature)".into(),
+            ))
+        }
+    })
+}
+
+/// The authenticator `--auth` names.
+fn build_authenticator(settings: &Settings) -> Result<Authenticator, StartupError> {
+    match settings.auth {
+        AuthMode::None => Ok(Authenticator::None),
+        AuthMode::Hmac => Ok(Authenticator::Hmac {
+            secrets: settings.hmac_secrets.clone(),
+            tolerance_secs: i64::try_from(settings.hmac_tolerance.as_secs()).unwrap_or(i64::MAX),
+        }),
+        AuthMode::FastJwt => Authenticator::fast_jwt_from_config(
+            settings.jwks.as_deref().unwrap_or_default(),
+            &settings.jwt_issuer,
+            settings.app_id.as_deref().unwrap_or_default(),
+        )
+        .map_err(StartupError::Auth),
     }
 }
 

@@ -2,6 +2,9 @@
 //! changes are handed to it by the outbox worker, one event at a time, in order per order.
 
 pub mod file;
+#[cfg(feature = "nats")]
+pub mod nats;
+pub mod webhook;
 
 use async_trait::async_trait;
 use std::time::Duration;

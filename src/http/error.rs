@@ -1,5 +1,6 @@
 //! The one place where failures become HTTP: status, rpcStatus body, Retry-After.
 
+use crate::auth::AuthError;
 use crate::protocol::RpcStatus;
 use crate::service::ServiceError;
 use actix_web::http::{header, StatusCode};
@@ -14,6 +15,7 @@ mod code {
     pub const UNIMPLEMENTED: i32 = 12;
     pub const INTERNAL: i32 = 13;
     pub const UNAVAILABLE: i32 = 14;
+    pub const UNAUTHENTICATED: i32 = 16;
 }
 
 /// Errors of the HTTP layer itself, plus everything the service reports.
@@ -21,6 +23,11 @@ mod code {
 pub enum ApiError {
     #[error(transparent)]
     Service(#[from] ServiceError),
+    /// Names the failed check; never a secret, token or expected MAC.
+    #[error("authentication failed: {0}")]
+    Auth(#[from] AuthError),
+    #[error("admin API: {0}")]
+    AdminAuth(&'static str),
     #[error("request body is larger than {0} bytes")]
     TooLarge(usize),
     #[error("{0}")]
@@ -57,7 +64,16 @@ impl ApiError {
             ApiError::Service(S::Unimplemented(_)) => {
                 (StatusCode::UNPROCESSABLE_ENTITY, code::UNIMPLEMENTED, msg)
             }
-            ApiError::Service(S::InFlight(_)) => (StatusCode::CONFLICT, code::ABORTED, msg),
+            ApiError::Service(S::InFlight(_) | S::Conflict(_)) => {
+                (StatusCode::CONFLICT, code::ABORTED, msg)
+            }
+            ApiError::Service(S::Unauthenticated(_)) | ApiError::AdminAuth(_) => {
+                (StatusCode::UNAUTHORIZED, code::UNAUTHENTICATED, msg)
+            }
+            ApiError::Auth(e) if e.is_unavailable() => {
+                (StatusCode::SERVICE_UNAVAILABLE, code::UNAVAILABLE, msg)
+            }
+            ApiError::Auth(_) => (StatusCode::UNAUTHORIZED, code::UNAUTHENTICATED, msg),
             ApiError::Service(S::Unavailable(_)) => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 code::UNAVAILABLE,

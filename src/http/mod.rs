@@ -1,10 +1,15 @@
 //! The HTTP layer: routes, body reading, one span per request. Handlers only translate
 //! between HTTP and `service` calls; `error` is the single mapping of failures to HTTP.
 
+mod admin;
 pub mod body;
 pub mod error;
 
-use crate::service::{Reply, Service, ServiceError, Verb};
+use crate::auth::{Authenticator, HeaderLookup};
+use crate::clock::Clock;
+use crate::config::Secret;
+use crate::service::admin::OutboxAdmin;
+use crate::service::{Caller, Reply, Service, ServiceError, Verb};
 use actix_web::dev::ServiceRequest;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -33,6 +38,20 @@ pub struct AppState {
     pub service: Arc<Service>,
     pub limits: BodyLimits,
     pub readiness: Arc<Readiness>,
+    pub auth: Arc<Authenticator>,
+    pub clock: Arc<dyn Clock>,
+    pub outbox: Arc<OutboxAdmin>,
+    /// Bearer token of `/admin/v1`; the admin API is off without one.
+    pub admin_token: Option<Secret>,
+}
+
+/// Header access for the authenticators.
+struct Headers<'a>(&'a actix_web::http::header::HeaderMap);
+
+impl HeaderLookup for Headers<'_> {
+    fn get(&self, name: &str) -> Option<&str> {
+        self.0.get(name).and_then(|v| v.to_str().ok())
+    }
 }
 
 /// The route table.
@@ -43,7 +62,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .default_service(web::to(method_not_allowed)),
     )
     .service(web::resource("/healthz").route(web::get().to(healthz)))
-    .service(web::resource("/readyz").route(web::get().to(readyz)));
+    .service(web::resource("/readyz").route(web::get().to(readyz)))
+    .service(web::scope("/admin/v1").configure(admin::configure));
 }
 
 /// Opens the request's span (filled with request_id and order_id by the service) and logs
@@ -92,11 +112,21 @@ async fn fast_call(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let verb = Verb::parse(&verb).ok_or_else(|| ApiError::NoRoute(req.path().to_string()))?;
+    // Size limit first, then authentication over the raw bytes, then parsing.
     let body = body::read_json(&req, payload, state.limits).await?;
+    let principal = state
+        .auth
+        .verify(&Headers(req.headers()), &body, state.clock.as_ref())
+        .await
+        .inspect_err(|e| tracing::info!(check = e.kind(), "authentication failed"))?;
+    let caller = Caller {
+        app_id: principal.app_id,
+    };
     let service = state.service.clone();
     // The service runs in its own task: if the client goes away mid-request, the commit and
     // its flush still finish, so a later retry never sees a half-acknowledged state.
-    let work = async move { service.handle(verb, &body).await }.instrument(Span::current());
+    let work =
+        async move { service.handle(verb, &body, &caller).await }.instrument(Span::current());
     let reply = tokio::spawn(work)
         .await
         .map_err(|e| ServiceError::Internal(format!("request task failed: {e}")))??;
@@ -128,7 +158,8 @@ async fn healthz() -> HttpResponse {
 
 async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     if state.readiness.get() {
-        HttpResponse::Ok().json(serde_json::json!({"status": "ready"}))
+        let outbox = state.outbox.backlog().await.ok();
+        HttpResponse::Ok().json(serde_json::json!({"status": "ready", "outbox": outbox}))
     } else {
         HttpResponse::ServiceUnavailable()
             .insert_header(("Retry-After", "1"))

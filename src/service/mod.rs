@@ -2,6 +2,7 @@
 //! `request_id`, merge it into the stored order through the pure domain, and commit the
 //! order with the stored answer in one durable store commit. No HTTP types here.
 
+pub mod admin;
 mod fingerprint;
 mod keyed_lock;
 
@@ -41,6 +42,12 @@ pub enum ServiceError {
     /// The entity type is not served by this endpoint.
     #[error("{0}")]
     Unimplemented(String),
+    /// The request conflicts with the current state (e.g. retrying an event that is not dead).
+    #[error("{0}")]
+    Conflict(String),
+    /// The caller's credentials do not cover this request.
+    #[error("authentication failed: {0}")]
+    Unauthenticated(String),
     /// A request with the same request_id is still running.
     #[error("a request with request_id {0} is still in progress; retry shortly")]
     InFlight(String),
@@ -66,6 +73,27 @@ impl From<StoreError> for ServiceError {
         match e {
             StoreError::Corrupt(m) => ServiceError::Internal(m),
             other => ServiceError::Unavailable(other),
+        }
+    }
+}
+
+/// Who is calling, as authentication established it.
+#[derive(Debug, Clone, Default)]
+pub struct Caller {
+    /// The app id a Fast JWT was issued for (its audience), when the scheme carries one.
+    pub app_id: Option<String>,
+}
+
+impl Caller {
+    /// The app id in the token must match the request's `app_id` when both are present.
+    fn check(&self, header: &Header) -> Result<(), ServiceError> {
+        match (&self.app_id, &header.app_id) {
+            (Some(authenticated), Some(claimed)) if authenticated != claimed => {
+                Err(ServiceError::Unauthenticated(
+                    "app id mismatch: the request's app_id is not the token's audience".into(),
+                ))
+            }
+            _ => Ok(()),
         }
     }
 }
@@ -166,12 +194,24 @@ impl IdSource for UuidIds {
 
 /// Parses a body into `T`, naming the offending field on failure.
 fn parse<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ServiceError> {
+    // serde_json skips ignored fields without checking their UTF-8: check the whole body.
+    std::str::from_utf8(body).map_err(|e| {
+        ServiceError::BadRequest(format!(
+            "malformed JSON: invalid UTF-8 at byte {}",
+            e.valid_up_to()
+        ))
+    })?;
     let mut de = serde_json::Deserializer::from_slice(body);
     let value: T = serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner();
-        if path == "." || inner.is_syntax() || inner.is_eof() {
+        if inner.is_syntax() || inner.is_eof() {
             ServiceError::BadRequest(format!("malformed JSON: {inner}"))
+        } else if path == "." {
+            // The envelope fields are flattened into each request type, which hides their
+            // path: look at them on their own to name the field.
+            envelope_error(body)
+                .unwrap_or_else(|| ServiceError::BadRequest(format!("invalid request: {inner}")))
         } else {
             ServiceError::BadRequest(format!("{path}: {inner}"))
         }
@@ -179,6 +219,17 @@ fn parse<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ServiceError>
     de.end()
         .map_err(|e| ServiceError::BadRequest(format!("malformed JSON: {e}")))?;
     Ok(value)
+}
+
+/// The error of the envelope fields (`type`, `request_id`, `app_id`) with its path, if any.
+fn envelope_error(body: &[u8]) -> Option<ServiceError> {
+    let mut de = serde_json::Deserializer::from_slice(body);
+    let e = serde_path_to_error::deserialize::<_, Header>(&mut de).err()?;
+    let path = e.path().to_string();
+    Some(ServiceError::BadRequest(format!(
+        "{path}: {}",
+        e.into_inner()
+    )))
 }
 
 fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, ServiceError> {
@@ -229,13 +280,18 @@ impl Verb {
 }
 
 impl Service {
-    /// Runs one Fast call on its raw body.
-    pub async fn handle(&self, verb: Verb, body: &[u8]) -> Result<Reply, ServiceError> {
+    /// Runs one Fast call on its raw body, for an authenticated `caller`.
+    pub async fn handle(
+        &self,
+        verb: Verb,
+        body: &[u8],
+        caller: &Caller,
+    ) -> Result<Reply, ServiceError> {
         match verb {
-            Verb::Create => self.create(body).await,
-            Verb::Read => self.read(body).await,
-            Verb::Update => self.update(body).await,
-            Verb::Delete => self.delete(body).await,
+            Verb::Create => self.create(body, caller).await,
+            Verb::Read => self.read(body, caller).await,
+            Verb::Update => self.update(body, caller).await,
+            Verb::Delete => self.delete(body, caller).await,
         }
     }
 
@@ -262,9 +318,10 @@ impl Service {
     }
 
     /// `POST /fast/v1/create`: a new cart, or the existing one for the same Fast order id.
-    pub async fn create(&self, body: &[u8]) -> Result<Reply, ServiceError> {
+    pub async fn create(&self, body: &[u8], caller: &Caller) -> Result<Reply, ServiceError> {
         let req: CreateRequest = parse(body)?;
         require_orders(&req.header, "create")?;
+        caller.check(&req.header)?;
         let fast_id = req
             .order
             .order
@@ -317,8 +374,9 @@ impl Service {
     }
 
     /// `POST /fast/v1/read`: an order by Fast or seller id, or the shipping zones.
-    pub async fn read(&self, body: &[u8]) -> Result<Reply, ServiceError> {
+    pub async fn read(&self, body: &[u8], caller: &Caller) -> Result<Reply, ServiceError> {
         let req: ReadRequest = parse(body)?;
+        caller.check(&req.header)?;
         record_ids(&req.header, None);
         match req.header.entity() {
             EntityType::ShippingZones => {
@@ -349,9 +407,10 @@ impl Service {
     }
 
     /// `POST /fast/v1/update`: merges the incremental segments into the stored order.
-    pub async fn update(&self, body: &[u8]) -> Result<Reply, ServiceError> {
+    pub async fn update(&self, body: &[u8], caller: &Caller) -> Result<Reply, ServiceError> {
         let req: UpdateRequest = parse(body)?;
         require_orders(&req.header, "update")?;
+        caller.check(&req.header)?;
         domain::validate_update(&req.order)?;
         record_ids(&req.header, req.order.order_id.as_ref().map(Id::as_str));
         let (stamp, _slot) = match self.begin("update", body, &req.header).await? {
@@ -368,9 +427,10 @@ impl Service {
     }
 
     /// `POST /fast/v1/delete`: marks the order DELETED (kept for audit) and answers `{}`.
-    pub async fn delete(&self, body: &[u8]) -> Result<Reply, ServiceError> {
+    pub async fn delete(&self, body: &[u8], caller: &Caller) -> Result<Reply, ServiceError> {
         let req: DeleteRequest = parse(body)?;
         require_orders(&req.header, "delete")?;
+        caller.check(&req.header)?;
         record_ids(&req.header, req.order.fast_id());
         let (stamp, _slot) = match self.begin("delete", body, &req.header).await? {
             Begin::Replay(reply) => return Ok(reply),

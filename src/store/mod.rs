@@ -191,6 +191,8 @@ pub trait Store: Send + Sync + 'static {
     /// Puts a dead entry back in the queue, due at `now_ms`, with a fresh schedule; its
     /// history stays. Returns false if the entry is not dead.
     async fn outbox_requeue(&self, id: &str, now_ms: u64) -> Result<bool, StoreError>;
+    /// Pending and dead outbox entries (cheap: for `/readyz` and the logs).
+    async fn outbox_backlog(&self) -> Result<(u64, u64), StoreError>;
     /// Counts stored orders, idempotency records and outbox entries (health detail, tests).
     async fn counts(&self) -> Result<StoreCounts, StoreError>;
     /// Makes every earlier write durable (shutdown).

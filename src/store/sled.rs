@@ -675,6 +675,11 @@ impl Store for SledStore {
         Ok(requeued)
     }
 
+    async fn outbox_backlog(&self) -> Result<(u64, u64), StoreError> {
+        self.with_trees(|t| Ok((t.outbox_due.len() as u64, t.outbox_dead.len() as u64)))
+            .await
+    }
+
     async fn counts(&self) -> Result<StoreCounts, StoreError> {
         self.with_trees(|t| Ok(t.counts())).await
     }
@@ -1258,7 +1263,11 @@ mod tests {
             .outbox_record("a1", attempt(15_000, true), NextStep::Delivered)
             .await
             .unwrap();
-        assert_eq!(due_ids(&store, 15_000).await, vec!["b1", "a2"], "oldest due first");
+        assert_eq!(
+            due_ids(&store, 15_000).await,
+            vec!["b1", "a2"],
+            "oldest due first"
+        );
         let (item, attempts) = store.outbox_get("a1").await.unwrap().unwrap();
         assert_eq!(item.state, OutboxState::Delivered);
         assert_eq!((item.attempts, item.failures), (2, 1));
