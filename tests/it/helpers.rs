@@ -2,6 +2,7 @@
 
 use fast_seller::clock::ManualClock;
 use fast_seller::config::{LogFormat, Settings};
+use fast_seller::outbox::Outbox;
 use fast_seller::service::Service;
 use fast_seller::startup::Application;
 use serde_json::Value;
@@ -17,6 +18,8 @@ pub struct TestApp {
     pub base: String,
     pub client: reqwest::Client,
     pub service: Arc<Service>,
+    /// The outbox worker (also running in the background); `run_once` delivers what is due.
+    pub outbox: Arc<Outbox>,
     pub clock: Arc<ManualClock>,
     pub data_dir: PathBuf,
     _dir: Option<TempDir>,
@@ -82,6 +85,7 @@ pub async fn spawn_app_in(data_dir: &Path, tweak: impl FnOnce(&mut Settings)) ->
         .expect("the server starts");
     let base = format!("http://127.0.0.1:{}", app.port());
     let service = app.service();
+    let outbox = app.outbox();
     let handle = app.handle();
     let server = tokio::spawn(async move {
         let _ = app.run_until_stopped().await;
@@ -90,6 +94,7 @@ pub async fn spawn_app_in(data_dir: &Path, tweak: impl FnOnce(&mut Settings)) ->
         base,
         client: reqwest::Client::new(),
         service,
+        outbox,
         clock,
         data_dir: data_dir.to_path_buf(),
         _dir: None,
