@@ -173,8 +173,9 @@ impl Application {
             () = shutdown_signal() => {
                 tracing::info!("shutdown requested: draining in-flight requests");
                 readiness.set(false);
-                handle.stop(true).await;
-                server.await
+                // The server future must keep running to carry out the stop command.
+                let (_, stopped) = tokio::join!(handle.stop(true), server.as_mut());
+                stopped
             }
         };
         pruner.abort();

@@ -69,7 +69,15 @@ impl Outbox {
     /// Delivers what is due now, once each; returns how many attempts were made.
     pub async fn run_once(&self) -> Result<usize, StoreError> {
         let batch = self.settings.concurrency.max(1) * 4;
-        let due = self.store.outbox_due(self.clock.now_ms(), batch).await?;
+        // The lease outlives every attempt of the batch, so no other instance takes them.
+        let lease = u64::try_from(self.settings.attempt_timeout.as_millis())
+            .unwrap_or(u64::MAX)
+            .saturating_mul(2)
+            .saturating_add(1_000);
+        let due = self
+            .store
+            .outbox_claim(self.clock.now_ms(), batch, lease)
+            .await?;
         let count = due.len();
         let results: Vec<Result<(), StoreError>> = futures_util::stream::iter(due)
             .map(|item| self.attempt(item))

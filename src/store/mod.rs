@@ -168,9 +168,16 @@ pub trait Store: Send + Sync + 'static {
     async fn commit(&self, commit: Commit) -> Result<(), StoreError>;
     /// Deletes idempotency records created before `before_ms`; returns how many.
     async fn prune_idempotency(&self, before_ms: u64) -> Result<u64, StoreError>;
-    /// Pending entries due at `now_ms` that are the oldest undelivered event of their order
-    /// (per-order FIFO), oldest due first, at most `limit`.
-    async fn outbox_due(&self, now_ms: u64, limit: usize) -> Result<Vec<OutboxItem>, StoreError>;
+    /// Claims pending entries due at `now_ms` that are the oldest undelivered event of their
+    /// order (per-order FIFO), oldest due first, at most `limit`, for `lease_ms`: until then
+    /// no other worker (of another instance sharing the store) claims them. A single-process
+    /// store may ignore the lease.
+    async fn outbox_claim(
+        &self,
+        now_ms: u64,
+        limit: usize,
+        lease_ms: u64,
+    ) -> Result<Vec<OutboxItem>, StoreError>;
     /// When the earliest pending entry is due, if any.
     async fn outbox_next_due(&self) -> Result<Option<u64>, StoreError>;
     /// Logs an attempt and moves the entry on (delivered, rescheduled or dead), durably.

@@ -596,7 +596,13 @@ impl Store for SledStore {
         Ok(removed)
     }
 
-    async fn outbox_due(&self, now_ms: u64, limit: usize) -> Result<Vec<OutboxItem>, StoreError> {
+    /// One process owns a sled store and its single worker claims sequentially: no lease.
+    async fn outbox_claim(
+        &self,
+        now_ms: u64,
+        limit: usize,
+        _lease_ms: u64,
+    ) -> Result<Vec<OutboxItem>, StoreError> {
         self.with_trees(move |t| t.outbox_due(now_ms, limit)).await
     }
 
@@ -1228,7 +1234,7 @@ mod tests {
     }
 
     async fn due_ids(store: &SledStore, now: u64) -> Vec<String> {
-        let items = store.outbox_due(now, 100).await.unwrap();
+        let items = store.outbox_claim(now, 100, 1_000).await.unwrap();
         items.into_iter().map(|i| i.entry.id).collect()
     }
 
