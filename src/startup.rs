@@ -10,6 +10,7 @@ use crate::clock::{Clock, SystemClock};
 use crate::config::{AuthMode, BackendKind, Settings};
 use crate::domain::CatalogError;
 use crate::http::{self, body::BodyLimits, AppState, Readiness};
+use crate::metrics::Metrics;
 use crate::outbox::Outbox;
 use crate::service::admin::OutboxAdmin;
 use crate::service::{Service, ServiceSettings};
@@ -70,6 +71,8 @@ impl Application {
                 .map_err(|e| StoreError::Io(e.to_string()))??,
         );
         let wake = Arc::new(Notify::new());
+        let metrics =
+            Arc::new(Metrics::new().map_err(|e| StartupError::Server(std::io::Error::other(e)))?);
         let service = Arc::new(Service::new(
             store.clone(),
             catalog,
@@ -79,6 +82,7 @@ impl Application {
                 ..ServiceSettings::default()
             },
             wake.clone(),
+            metrics.clone(),
         ));
         let backend = build_backend(&settings, clock.clone()).await?;
         let auth = Arc::new(build_authenticator(&settings)?);
@@ -89,6 +93,7 @@ impl Application {
             clock.clone(),
             settings.outbox.clone(),
             wake.clone(),
+            metrics.clone(),
         ));
         let readiness = Arc::new(Readiness::default());
         let state = web::Data::new(AppState {
@@ -102,6 +107,7 @@ impl Application {
             outbox: Arc::new(OutboxAdmin::new(store.clone(), clock.clone(), wake)),
             clock,
             admin_token: settings.admin_token.clone(),
+            metrics: metrics.clone(),
         });
         let listener =
             TcpListener::bind(settings.listen).map_err(|source| StartupError::Listen {
@@ -114,7 +120,10 @@ impl Application {
                 .app_data(state.clone())
                 .configure(http::configure)
                 .default_service(web::to(http::not_found))
-                .wrap_fn(http::traced)
+                .wrap_fn({
+                    let metrics = metrics.clone();
+                    move |req, srv| http::traced(req, srv, metrics.clone())
+                })
         })
         .disable_signals()
         .shutdown_timeout(settings.shutdown_timeout.as_secs().max(1));

@@ -79,7 +79,7 @@ impl ApiError {
                 code::UNAVAILABLE,
                 "the order store is unavailable; retry shortly".into(),
             ),
-            ApiError::Service(S::Internal(_)) => (
+            ApiError::Service(S::Internal(_) | S::AlreadyRecorded) => (
                 StatusCode::INTERNAL_SERVER_ERROR,
                 code::INTERNAL,
                 "internal error".into(),

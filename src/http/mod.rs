@@ -8,6 +8,7 @@ pub mod error;
 use crate::auth::{Authenticator, HeaderLookup};
 use crate::clock::Clock;
 use crate::config::Secret;
+use crate::metrics::Metrics;
 use crate::service::admin::OutboxAdmin;
 use crate::service::{Caller, Reply, Service, ServiceError, Verb};
 use actix_web::dev::ServiceRequest;
@@ -43,6 +44,7 @@ pub struct AppState {
     pub outbox: Arc<OutboxAdmin>,
     /// Bearer token of `/admin/v1`; the admin API is off without one.
     pub admin_token: Option<Secret>,
+    pub metrics: Arc<Metrics>,
 }
 
 /// Header access for the authenticators.
@@ -63,6 +65,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     )
     .service(web::resource("/healthz").route(web::get().to(healthz)))
     .service(web::resource("/readyz").route(web::get().to(readyz)))
+    .service(web::resource("/metrics").route(web::get().to(metrics)))
     .service(web::scope("/admin/v1").configure(admin::configure));
 }
 
@@ -78,10 +81,26 @@ pub fn request_span(req: &ServiceRequest) -> Span {
     )
 }
 
-/// Wraps every request in its span and logs its outcome.
+/// The bounded `endpoint` label of a path.
+fn endpoint_label(path: &str) -> &'static str {
+    match path {
+        "/fast/v1/create" => "create",
+        "/fast/v1/read" => "read",
+        "/fast/v1/update" => "update",
+        "/fast/v1/delete" => "delete",
+        "/healthz" => "healthz",
+        "/readyz" => "readyz",
+        "/metrics" => "metrics",
+        p if p.starts_with("/admin/") => "admin",
+        _ => "other",
+    }
+}
+
+/// Wraps every request in its span, logs its outcome and counts it.
 pub fn traced<S>(
     req: ServiceRequest,
     srv: &S,
+    metrics: Arc<Metrics>,
 ) -> impl std::future::Future<Output = Result<actix_web::dev::ServiceResponse, actix_web::Error>>
 where
     S: actix_web::dev::Service<
@@ -91,15 +110,28 @@ where
     >,
 {
     let span = request_span(&req);
+    let endpoint = endpoint_label(req.path());
     let start = Instant::now();
     let fut = srv.call(req);
     async move {
         let res = fut.await;
-        let latency_ms = start.elapsed().as_secs_f64() * 1000.0;
-        match &res {
-            Ok(r) => tracing::info!(status = r.status().as_u16(), latency_ms, "answered"),
-            Err(e) => tracing::warn!(error = %e, latency_ms, "failed"),
-        }
+        let elapsed = start.elapsed();
+        let latency_ms = elapsed.as_secs_f64() * 1000.0;
+        metrics
+            .request_seconds
+            .with_label_values(&[endpoint])
+            .observe(elapsed.as_secs_f64());
+        let status = match &res {
+            Ok(r) => {
+                tracing::info!(status = r.status().as_u16(), latency_ms, "answered");
+                r.status()
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, latency_ms, "failed");
+                e.as_response_error().status_code()
+            }
+        };
+        Metrics::inc(&metrics.requests, &[endpoint, status.as_str()]);
         res
     }
     .instrument(span)
@@ -130,6 +162,9 @@ async fn fast_call(
     let reply = tokio::spawn(work)
         .await
         .map_err(|e| ServiceError::Internal(format!("request task failed: {e}")))??;
+    if reply.replayed {
+        Metrics::inc(&state.metrics.replays, &[endpoint_label(req.path())]);
+    }
     Ok(respond(reply))
 }
 
@@ -154,6 +189,22 @@ pub async fn not_found(req: HttpRequest) -> Result<HttpResponse, ApiError> {
 
 async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(serde_json::json!({"status": "ok"}))
+}
+
+async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+    if let Ok(backlog) = state.outbox.backlog().await {
+        state
+            .metrics
+            .outbox_pending
+            .set(i64::try_from(backlog.pending).unwrap_or(i64::MAX));
+        state
+            .metrics
+            .outbox_dead
+            .set(i64::try_from(backlog.dead).unwrap_or(i64::MAX));
+    }
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4")
+        .body(state.metrics.render())
 }
 
 async fn readyz(state: web::Data<AppState>) -> HttpResponse {

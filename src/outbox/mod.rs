@@ -12,6 +12,7 @@ pub mod schedule;
 
 use crate::backend::{CommerceBackend, DeliveryError, Event};
 use crate::clock::Clock;
+use crate::metrics::Metrics;
 use crate::store::{Attempt, NextStep, OutboxItem, Store, StoreError};
 use futures_util::StreamExt;
 use schedule::RetryPolicy;
@@ -47,6 +48,7 @@ pub struct Outbox {
     clock: Arc<dyn Clock>,
     settings: OutboxSettings,
     wake: Arc<Notify>,
+    metrics: Arc<Metrics>,
 }
 
 impl Outbox {
@@ -56,6 +58,7 @@ impl Outbox {
         clock: Arc<dyn Clock>,
         settings: OutboxSettings,
         wake: Arc<Notify>,
+        metrics: Arc<Metrics>,
     ) -> Outbox {
         Outbox {
             store,
@@ -63,6 +66,7 @@ impl Outbox {
             clock,
             settings,
             wake,
+            metrics,
         }
     }
 
@@ -120,7 +124,11 @@ impl Outbox {
                         retry_after: None,
                     })
                 });
-        let latency_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        let elapsed = started.elapsed();
+        self.metrics
+            .outbox_delivery_seconds
+            .observe(elapsed.as_secs_f64());
+        let latency_ms = u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX);
         let (attempt, next) = match outcome {
             Ok(done) => {
                 tracing::info!(backend = self.backend.name(), latency_ms, "event delivered");
@@ -161,11 +169,43 @@ impl Outbox {
                 (attempt, next)
             }
         };
+        let outcome = match next {
+            NextStep::Delivered => "delivered",
+            NextStep::RetryAt(_) => "retry",
+            NextStep::Dead => "dead",
+        };
+        Metrics::inc(&self.metrics.outbox_attempts, &[outcome]);
         self.store.outbox_record(&e.id, attempt, next).await
+    }
+
+    /// Refreshes the backlog gauges and logs the backlog when it changed.
+    async fn report_backlog(&self, last: &mut (u64, u64)) {
+        let Ok(now) = self.store.outbox_backlog().await else {
+            return;
+        };
+        self.metrics
+            .outbox_pending
+            .set(i64::try_from(now.0).unwrap_or(i64::MAX));
+        self.metrics
+            .outbox_dead
+            .set(i64::try_from(now.1).unwrap_or(i64::MAX));
+        if now != *last {
+            if now.1 > 0 {
+                tracing::warn!(
+                    pending = now.0,
+                    dead = now.1,
+                    "outbox backlog (dead letters need `fast-seller outbox retry`)"
+                );
+            } else {
+                tracing::info!(pending = now.0, dead = now.1, "outbox backlog");
+            }
+            *last = now;
+        }
     }
 
     /// Delivers until `stop` turns true; in-flight attempts finish first.
     pub async fn run(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
+        let mut backlog = (0, 0);
         loop {
             if *stop.borrow() {
                 break;
@@ -180,6 +220,7 @@ impl Outbox {
             if attempted > 0 {
                 continue;
             }
+            self.report_backlog(&mut backlog).await;
             let sleep = match self.store.outbox_next_due().await {
                 Ok(Some(due)) => Duration::from_millis(due.saturating_sub(self.clock.now_ms())),
                 _ => self.settings.poll_interval,

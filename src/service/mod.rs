@@ -10,10 +10,11 @@ pub use keyed_lock::{KeyGuard, KeyedLocks};
 
 use crate::clock::Clock;
 use crate::domain::{self, Catalog, DomainError, IdSource};
+use crate::metrics::Metrics;
 use crate::protocol::{
     CreateRequest, DeleteRequest, EntityType, FastOrder, Header, Id, OrderLookup, OrderResponse,
-    OrderResponseSegment, ReadRequest, SegmentStatus, ShippingZone, ShippingZonesResponse,
-    ShippingZonesSegment, UpdateRequest,
+    OrderResponseSegment, OrderStatus, ReadRequest, SegmentStatus, ShippingZone,
+    ShippingZonesResponse, ShippingZonesSegment, UpdateRequest,
 };
 use crate::store::{
     Commit, IdempotencyKey, IdempotencyRecord, OrderRecord, OrderWrite, OutboxEntry, Store,
@@ -42,6 +43,10 @@ pub enum ServiceError {
     /// The entity type is not served by this endpoint.
     #[error("{0}")]
     Unimplemented(String),
+    /// Another instance sharing the store recorded this request_id first (internal: the
+    /// request is answered with that record).
+    #[error("the request was recorded concurrently")]
+    AlreadyRecorded,
     /// The request conflicts with the current state (e.g. retrying an event that is not dead).
     #[error("{0}")]
     Conflict(String),
@@ -145,6 +150,7 @@ pub struct Service {
     orders: KeyedLocks<String>,
     /// Wakes the outbox worker when a commit queued events.
     outbox_wake: Arc<Notify>,
+    metrics: Arc<Metrics>,
 }
 
 /// The order as stored: Fast's order plus the seller's bookkeeping.
@@ -301,6 +307,7 @@ impl Service {
         clock: Arc<dyn Clock>,
         settings: ServiceSettings,
         outbox_wake: Arc<Notify>,
+        metrics: Arc<Metrics>,
     ) -> Service {
         Service {
             store,
@@ -310,6 +317,7 @@ impl Service {
             in_flight: KeyedLocks::default(),
             orders: KeyedLocks::default(),
             outbox_wake,
+            metrics,
         }
     }
 
@@ -342,7 +350,7 @@ impl Service {
         )?;
         let _order_lock = self.lock_order(&fast_id).await?;
         let request_id = req.header.request_id.as_ref();
-        retry_on_conflict(|| async {
+        let result = retry_on_conflict(|| async {
             if let Some(existing) = self.store.get_order(&fast_id).await? {
                 // Never a second cart: answer with the order we already have.
                 let loaded = decode(existing)?;
@@ -368,9 +376,11 @@ impl Service {
                 ..Commit::default()
             };
             self.commit(commit, stamp.as_ref(), &body).await?;
+            Metrics::inc(&self.metrics.order_status, &[OrderStatus::Cart.name()]);
             Ok(Reply::ok(body))
         })
-        .await
+        .await;
+        self.finish(stamp.as_ref(), result).await
     }
 
     /// `POST /fast/v1/read`: an order by Fast or seller id, or the shipping zones.
@@ -418,12 +428,21 @@ impl Service {
             Begin::Run(stamp, slot) => (stamp, slot),
         };
         let request_id = req.header.request_id.as_ref();
-        self.modify(&req.order.lookup(), stamp.as_ref(), |order| {
-            let outcome = domain::apply_update(order, &req.order, &self.catalog, &mut UuidIds);
-            let body = order_response(request_id, &outcome.order, Some(&outcome.statuses))?;
-            Ok((outcome.order, body))
-        })
-        .await
+        let result = self
+            .modify(&req.order.lookup(), stamp.as_ref(), |order| {
+                let outcome = domain::apply_update(order, &req.order, &self.catalog, &mut UuidIds);
+                for failed in outcome.statuses.iter().filter(|s| !s.status) {
+                    let reason = failed.reason_code.unwrap_or("UNKNOWN");
+                    Metrics::inc(
+                        &self.metrics.segment_failures,
+                        &[failed.updated.name(), reason],
+                    );
+                }
+                let body = order_response(request_id, &outcome.order, Some(&outcome.statuses))?;
+                Ok((outcome.order, body))
+            })
+            .await;
+        self.finish(stamp.as_ref(), result).await
     }
 
     /// `POST /fast/v1/delete`: marks the order DELETED (kept for audit) and answers `{}`.
@@ -436,10 +455,12 @@ impl Service {
             Begin::Replay(reply) => return Ok(reply),
             Begin::Run(stamp, slot) => (stamp, slot),
         };
-        self.modify(&req.order, stamp.as_ref(), |order| {
-            Ok((domain::delete(order), b"{}".to_vec()))
-        })
-        .await
+        let result = self
+            .modify(&req.order, stamp.as_ref(), |order| {
+                Ok((domain::delete(order), b"{}".to_vec()))
+            })
+            .await;
+        self.finish(stamp.as_ref(), result).await
     }
 
     /// Read-merge-commit of one stored order under its lock: `f` turns the stored order into
@@ -457,8 +478,14 @@ impl Service {
             // Read under the lock: another request may have changed it meanwhile.
             let loaded = self.find(lookup).await?;
             let (order, body) = f(&loaded.stored.order)?;
+            let entered = order
+                .status
+                .filter(|s| Some(*s) != loaded.stored.order.status);
             let change = self.change(&loaded, order)?;
             self.commit(change, stamp, &body).await?;
+            if let Some(status) = entered {
+                Metrics::inc(&self.metrics.order_status, &[status.name()]);
+            }
             Ok(Reply::ok(body))
         })
         .await
@@ -534,6 +561,26 @@ impl Service {
         Ok(Begin::Run(Some(Stamp { key, fingerprint }), Some(slot)))
     }
 
+    /// When another instance recorded the same request_id first, its answer is the answer.
+    async fn finish(
+        &self,
+        stamp: Option<&Stamp>,
+        result: Result<Reply, ServiceError>,
+    ) -> Result<Reply, ServiceError> {
+        let (Err(ServiceError::AlreadyRecorded), Some(stamp)) = (&result, stamp) else {
+            return result;
+        };
+        match self.store.get_idempotency(&stamp.key).await? {
+            Some(record) if record.fingerprint == stamp.fingerprint => Ok(Reply {
+                status: record.status,
+                body: record.body,
+                replayed: true,
+            }),
+            Some(_) => Err(ServiceError::RequestIdReused(stamp.key.request_id.clone())),
+            None => Err(ServiceError::Unavailable(StoreError::Conflict)),
+        }
+    }
+
     /// Second half: the answer's idempotency record goes into the same commit as the change.
     async fn commit(
         &self,
@@ -556,7 +603,11 @@ impl Service {
             return Ok(());
         }
         let events = !commit.outbox.is_empty();
-        self.store.commit(commit).await?;
+        let _timer = self.metrics.commit_seconds.start_timer();
+        self.store.commit(commit).await.map_err(|e| match e {
+            StoreError::DuplicateRequest => ServiceError::AlreadyRecorded,
+            other => other.into(),
+        })?;
         if events {
             self.outbox_wake.notify_one();
         }

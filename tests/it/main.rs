@@ -3,6 +3,8 @@
 //! sled directory, and talks HTTP to it.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
+// Shared by every test module; not each module uses each helper.
+#[allow(dead_code)]
 mod helpers;
 
 mod checkout;
