@@ -33,6 +33,20 @@ pub enum Command {
     Keys(KeysCommand),
     /// Inspect and retry events for the commerce backend.
     Outbox(OutboxArgs),
+    /// Check the configuration `serve` would use.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+    /// Exit 0 when the server answers 200 on its readiness URL (container healthchecks).
+    Healthcheck {
+        #[arg(long, default_value = "http://127.0.0.1:8080/readyz")]
+        url: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Print the effective configuration (secrets redacted); exit 2 on any bad value
+    Check(Box<ServeArgs>),
 }
 
 #[derive(Debug, clap::Args)]
@@ -183,6 +197,32 @@ pub fn sign(args: &SignArgs) -> Result<String, CommandError> {
                     .map_err(fail)?;
             Ok(format!("Authorization: Bearer {token}\n"))
         }
+    }
+}
+
+/// `fast-seller config check`: the effective settings, or the first bad one.
+pub fn config_check(args: &ServeArgs) -> Result<String, CommandError> {
+    let file = args
+        .config
+        .as_deref()
+        .map(RawSettings::from_file)
+        .transpose()
+        .map_err(fail)?;
+    let settings = args.settings.clone().resolve(file).map_err(fail)?;
+    Ok(format!("{settings:#?}\nconfiguration OK\n"))
+}
+
+/// `fast-seller healthcheck`
+pub async fn healthcheck(url: &str) -> Result<String, CommandError> {
+    let client = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(3))
+        .build()
+        .map_err(fail)?;
+    let resp = client.get(url).send().await.map_err(fail)?;
+    if resp.status().is_success() {
+        Ok(format!("{url}: {}\n", resp.status()))
+    } else {
+        Err(fail(format!("{url}: {}", resp.status())))
     }
 }
 

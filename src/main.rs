@@ -14,6 +14,14 @@ fn main() -> ExitCode {
             Ok(rt) => print(rt.block_on(cli::outbox(&args))),
             Err(e) => fail(&e, 1),
         },
+        Command::Config(cli::ConfigCommand::Check(args)) => match cli::config_check(&args) {
+            Ok(text) => print(Ok(text)),
+            Err(e) => fail(&e, 2),
+        },
+        Command::Healthcheck { url } => match runtime() {
+            Ok(rt) => print(rt.block_on(cli::healthcheck(&url))),
+            Err(e) => fail(&e, 1),
+        },
     }
 }
 
