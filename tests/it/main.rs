@@ -7,6 +7,7 @@
 #[allow(dead_code)]
 mod helpers;
 
+mod auth;
 mod checkout;
 mod crash;
 mod hostile;
