@@ -1,6 +1,7 @@
 //! The `nats` backend: publish each event to JetStream on `fast_seller.orders.<type>` with
 //! `Nats-Msg-Id` = event id, so the stream drops a redelivery inside its duplicate window.
-//! The stream `FAST_SELLER_ORDERS` (subjects `fast_seller.orders.>`) is created if missing.
+//! The stream `FAST_SELLER_ORDERS` (subjects `fast_seller.orders.>`, duplicate window 24 h) is
+//! created if missing; an existing stream keeps its own settings.
 
 use super::{CommerceBackend, Delivered, DeliveryError, Event};
 use async_nats::jetstream;
@@ -10,6 +11,8 @@ use async_trait::async_trait;
 pub const STREAM: &str = "FAST_SELLER_ORDERS";
 /// Subject prefix; the event type follows (`fast_seller.orders.order.converted`).
 pub const SUBJECT_PREFIX: &str = "fast_seller.orders";
+/// How long the stream remembers message ids (set when the stream is created).
+pub const DUPLICATE_WINDOW_SECS: u64 = 24 * 3600;
 
 pub struct NatsBackend {
     js: jetstream::Context,
@@ -25,6 +28,8 @@ impl NatsBackend {
         js.get_or_create_stream(jetstream::stream::Config {
             name: STREAM.into(),
             subjects: vec![format!("{SUBJECT_PREFIX}.>")],
+            // Redeliveries after a long outage or crash are still recognised.
+            duplicate_window: std::time::Duration::from_secs(DUPLICATE_WINDOW_SECS),
             ..Default::default()
         })
         .await

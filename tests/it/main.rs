@@ -12,3 +12,4 @@ mod checkout;
 mod crash;
 mod hostile;
 mod idempotency;
+mod outbox;
