@@ -41,11 +41,21 @@ pub enum LogFormat {
     Pretty,
 }
 
+/// Where orders are kept.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreConfig {
+    /// The embedded store in the data directory.
+    Sled,
+    /// PostgreSQL at this URL (its password is a secret), with a pool of this size.
+    Postgres { url: Secret, pool_size: usize },
+}
+
 /// The effective configuration.
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub listen: SocketAddr,
     pub data_dir: PathBuf,
+    pub store: StoreConfig,
     /// `None`: the bundled demo catalog.
     pub catalog: Option<PathBuf>,
     pub auth: AuthMode,
@@ -83,6 +93,7 @@ impl Settings {
         Settings {
             listen,
             data_dir,
+            store: StoreConfig::Sled,
             catalog: None,
             auth: AuthMode::None,
             backend: BackendKind::File,
@@ -190,6 +201,10 @@ raw_settings! {
         listen = "FAST_SELLER_LISTEN",
         /// Directory of the embedded store [default: ./data]
         data_dir = "FAST_SELLER_DATA_DIR",
+        /// `sled` (embedded, one process) or a postgres://… URL (several instances) [default: sled]
+        store = "FAST_SELLER_STORE",
+        /// Connections of the PostgreSQL pool [default: 16]
+        store_pool_size = "FAST_SELLER_STORE_POOL_SIZE",
         /// Catalog JSON file [default: the bundled demo catalog]
         catalog = "FAST_SELLER_CATALOG",
         /// How Fast's calls are authenticated: none | hmac | fast-jwt [default: none]
@@ -289,6 +304,26 @@ impl RawSettings {
                     .map_err(|_| "expected an address such as 127.0.0.1:8080".into())
             })?,
             data_dir: raw.data_dir.map(PathBuf::from).unwrap_or(d.data_dir),
+            store: {
+                let pool_size = value("store_pool_size", raw.store_pool_size, 16, |v| match v
+                    .parse::<usize>()
+                {
+                    Ok(n) if (1..=512).contains(&n) => Ok(n),
+                    _ => Err("expected a number from 1 to 512".into()),
+                })?;
+                value("store", raw.store, StoreConfig::Sled, |v| {
+                    if v == "sled" {
+                        Ok(StoreConfig::Sled)
+                    } else if v.starts_with("postgres://") || v.starts_with("postgresql://") {
+                        Ok(StoreConfig::Postgres {
+                            url: Secret::new(v),
+                            pool_size,
+                        })
+                    } else {
+                        Err("expected sled or a postgres:// URL".into())
+                    }
+                })?
+            },
             catalog: raw.catalog.map(PathBuf::from),
             auth: value("auth", raw.auth, d.auth, |v| match v {
                 "none" => Ok(AuthMode::None),
@@ -481,7 +516,8 @@ fn optional<T>(
     let Some(v) = given else {
         return Ok(None);
     };
-    let shown = if is_secret(key) {
+    // A store URL may carry a password.
+    let shown = if is_secret(key) || key == "store" {
         "<redacted>"
     } else {
         v.as_str()
@@ -571,5 +607,19 @@ mod tests {
         std::fs::write(&path, "lisen = \"127.0.0.1:1\"\n").unwrap();
         let e = RawSettings::from_file(&path).unwrap_err().to_string();
         assert!(e.contains("lisen"), "{e}");
+    }
+
+    /// The shipped example file documents every setting with its default: it must parse and
+    /// resolve to exactly the defaults, or it has rotted.
+    #[test]
+    fn the_example_config_parses_to_the_defaults() {
+        let path =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/config/fast-seller.example.toml");
+        let raw = RawSettings::from_file(&path).unwrap_or_else(|e| panic!("{e}"));
+        let resolved = RawSettings::default()
+            .resolve(Some(raw))
+            .unwrap_or_else(|e| panic!("{e}"));
+        let defaults = Settings::new(([127, 0, 0, 1], 8080).into(), "./data".into());
+        assert_eq!(format!("{resolved:?}"), format!("{defaults:?}"));
     }
 }

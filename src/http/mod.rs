@@ -66,6 +66,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .service(web::resource("/healthz").route(web::get().to(healthz)))
     .service(web::resource("/readyz").route(web::get().to(readyz)))
     .service(web::resource("/metrics").route(web::get().to(metrics)))
+    .service(web::resource("/openapi.json").route(web::get().to(openapi)))
+    .service(web::resource("/docs").route(web::get().to(docs)))
     .service(web::scope("/admin/v1").configure(admin::configure));
 }
 
@@ -91,6 +93,7 @@ fn endpoint_label(path: &str) -> &'static str {
         "/healthz" => "healthz",
         "/readyz" => "readyz",
         "/metrics" => "metrics",
+        "/openapi.json" | "/docs" => "docs",
         p if p.starts_with("/admin/") => "admin",
         _ => "other",
     }
@@ -189,6 +192,23 @@ pub async fn not_found(req: HttpRequest) -> Result<HttpResponse, ApiError> {
 
 async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(serde_json::json!({"status": "ok"}))
+}
+
+/// The OpenAPI document of every endpoint (committed as `docs/openapi.json`).
+pub const OPENAPI: &str = include_str!("../../docs/openapi.json");
+/// An offline page that renders [`OPENAPI`] (no external assets).
+const DOCS_PAGE: &str = include_str!("../../docs/api.html");
+
+async fn openapi() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("application/json")
+        .body(OPENAPI)
+}
+
+async fn docs() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/html; charset=utf-8")
+        .body(DOCS_PAGE)
 }
 
 async fn metrics(state: web::Data<AppState>) -> HttpResponse {

@@ -12,4 +12,5 @@ mod checkout;
 mod crash;
 mod hostile;
 mod idempotency;
+mod operations;
 mod outbox;
