@@ -71,3 +71,4 @@ impl ReasonCode {
 
 /// Largest quantity a line may have.
 pub const MAX_QUANTITY: i64 = 100_000;
+pub mod manage;
