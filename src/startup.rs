@@ -7,13 +7,14 @@ use crate::backend::file::FileBackend;
 use crate::backend::webhook::WebhookBackend;
 use crate::backend::CommerceBackend;
 use crate::clock::{Clock, SystemClock};
-use crate::config::{AuthMode, BackendKind, Settings};
+use crate::config::{AuthMode, BackendKind, Settings, StoreConfig};
 use crate::domain::CatalogError;
 use crate::http::{self, body::BodyLimits, AppState, Readiness};
 use crate::metrics::Metrics;
 use crate::outbox::Outbox;
 use crate::service::admin::OutboxAdmin;
 use crate::service::{Service, ServiceSettings};
+use crate::store::postgres::PgStore;
 use crate::store::sled::SledStore;
 use crate::store::{Store, StoreError};
 use actix_web::{web, App, HttpServer};
@@ -63,13 +64,7 @@ impl Application {
         clock: Arc<dyn Clock>,
     ) -> Result<Application, StartupError> {
         let catalog = Arc::new(crate::catalog::load(settings.catalog.as_deref())?);
-        let data_dir = settings.data_dir.clone();
-        let cache = settings.cache_capacity;
-        let store: Arc<dyn Store> = Arc::new(
-            tokio::task::spawn_blocking(move || SledStore::open(&data_dir, cache))
-                .await
-                .map_err(|e| StoreError::Io(e.to_string()))??,
-        );
+        let store = open_store(&settings).await?;
         let wake = Arc::new(Notify::new());
         let metrics =
             Arc::new(Metrics::new().map_err(|e| StartupError::Server(std::io::Error::other(e)))?);
@@ -195,6 +190,28 @@ impl Application {
         store.flush().await?;
         tracing::info!("stopped");
         Ok(result?)
+    }
+}
+
+/// The store `--store` names: sled in the data directory, or PostgreSQL (migrated first).
+pub async fn open_store(settings: &Settings) -> Result<Arc<dyn Store>, StartupError> {
+    match &settings.store {
+        StoreConfig::Sled => {
+            let data_dir = settings.data_dir.clone();
+            let cache = settings.cache_capacity;
+            let store = tokio::task::spawn_blocking(move || SledStore::open(&data_dir, cache))
+                .await
+                .map_err(|e| StoreError::Io(e.to_string()))??;
+            Ok(Arc::new(store))
+        }
+        StoreConfig::Postgres { url, pool_size } => {
+            let store = PgStore::connect(url.expose(), None, *pool_size).await?;
+            let applied = store.migrate().await?;
+            if !applied.is_empty() {
+                tracing::info!(migrations = ?applied, "database migrated");
+            }
+            Ok(Arc::new(store))
+        }
     }
 }
 

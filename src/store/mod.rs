@@ -214,3 +214,6 @@ pub struct StoreCounts {
     pub outbox_pending: u64,
     pub outbox_dead: u64,
 }
+
+/// The PostgreSQL store (for several instances sharing one database).
+pub mod postgres;

@@ -1,0 +1,1212 @@
+//! STORE-01: one contract suite for every [`Store`], run against sled (a temp directory) and
+//! PostgreSQL (a fresh schema per test, dropped afterwards), plus PostgreSQL-only tests of
+//! concurrency between instances (STORE-07), migrations and error hygiene.
+//!
+//! PostgreSQL comes from `FAST_SELLER_TEST_PG` (default
+//! `postgres://postgres@127.0.0.1:5432/test`); when it is unreachable the PostgreSQL tests
+//! fail, they never skip.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use fast_seller::store::postgres::{redact_url, PgStore};
+use fast_seller::store::sled::SledStore;
+use fast_seller::store::{
+    Attempt, Commit, IdempotencyKey, IdempotencyRecord, NextStep, OrderRecord, OrderWrite,
+    OutboxEntry, OutboxState, Store, StoreCounts, StoreError,
+};
+use tempfile::TempDir;
+
+const CACHE: u64 = 8 * 1024 * 1024;
+const DEFAULT_PG: &str = "postgres://postgres@127.0.0.1:5432/test";
+const PG_REQUIRED: &str =
+    "PostgreSQL must be running on 127.0.0.1:5432 (set FAST_SELLER_TEST_PG to override)";
+
+fn pg_url() -> String {
+    std::env::var("FAST_SELLER_TEST_PG").unwrap_or_else(|_| DEFAULT_PG.to_string())
+}
+
+/// An error with its causes (the driver's `Display` shows only the kind).
+fn with_causes(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        out.push_str(&format!(": {cause}"));
+        source = cause.source();
+    }
+    out
+}
+
+/// A raw connection for setting up and inspecting schemas.
+async fn raw_client() -> tokio_postgres::Client {
+    let (client, connection) = tokio_postgres::connect(&pg_url(), tokio_postgres::NoTls)
+        .await
+        .unwrap_or_else(|e| {
+            panic!(
+                "{PG_REQUIRED}: {} ({})",
+                with_causes(&e),
+                redact_url(&pg_url())
+            )
+        });
+    tokio::spawn(connection);
+    client
+}
+
+/// Where a test's store lives: a temp directory, or a fresh PostgreSQL schema.
+enum Harness {
+    Sled(TempDir),
+    Pg(PgSchema),
+}
+
+/// A schema created for one test and dropped when the test ends (even on panic).
+struct PgSchema {
+    name: String,
+}
+
+impl PgSchema {
+    async fn create() -> PgSchema {
+        let name = format!("fs_test_{}", uuid::Uuid::new_v4().simple());
+        raw_client()
+            .await
+            .batch_execute(&format!("CREATE SCHEMA {name}"))
+            .await
+            .unwrap_or_else(|e| {
+                panic!(
+                    "{PG_REQUIRED}: cannot create schema {name}: {}",
+                    with_causes(&e)
+                )
+            });
+        PgSchema { name }
+    }
+
+    /// A store on this schema, not migrated.
+    async fn connect(&self) -> PgStore {
+        PgStore::connect(&pg_url(), Some(&self.name), 4)
+            .await
+            .unwrap_or_else(|e| panic!("{PG_REQUIRED}: {e}"))
+    }
+
+    /// A migrated store on this schema.
+    async fn open(&self) -> PgStore {
+        let store = self.connect().await;
+        store.migrate().await.expect("migrate");
+        store
+    }
+}
+
+impl Drop for PgSchema {
+    fn drop(&mut self) {
+        let name = self.name.clone();
+        // The test's runtime may be shutting down: drop the schema from a runtime of our own.
+        let dropped = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
+            rt.block_on(async move {
+                let (client, connection) =
+                    tokio_postgres::connect(&pg_url(), tokio_postgres::NoTls).await?;
+                tokio::spawn(connection);
+                client
+                    .batch_execute(&format!("DROP SCHEMA IF EXISTS {name} CASCADE"))
+                    .await
+            })
+        })
+        .join();
+        if !matches!(dropped, Ok(Ok(()))) {
+            eprintln!("could not drop test schema {}", self.name);
+        }
+    }
+}
+
+impl Harness {
+    fn sled() -> Harness {
+        Harness::Sled(TempDir::new().expect("temp dir"))
+    }
+
+    async fn pg() -> Harness {
+        Harness::Pg(PgSchema::create().await)
+    }
+
+    /// Opens the store (again): reopening is how durability is checked. A sled store must be
+    /// dropped before it is reopened.
+    async fn open(&self) -> Arc<dyn Store> {
+        match self {
+            Harness::Sled(dir) => Arc::new(SledStore::open(dir.path(), CACHE).expect("open")),
+            Harness::Pg(schema) => Arc::new(schema.open().await),
+        }
+    }
+}
+
+// ---- fixtures ----
+
+fn order(id: &str, external_ids: &[&str], version: u64) -> OrderRecord {
+    OrderRecord {
+        id: id.into(),
+        external_ids: external_ids.iter().map(|s| s.to_string()).collect(),
+        version,
+        body: format!("{{\"id\":\"{id}\",\"v\":{version}}}").into_bytes(),
+    }
+}
+
+fn key(request_id: &str) -> IdempotencyKey {
+    IdempotencyKey {
+        app_id: "app".into(),
+        request_id: request_id.into(),
+    }
+}
+
+fn answer(created_at_ms: u64) -> IdempotencyRecord {
+    IdempotencyRecord {
+        fingerprint: [7; 32],
+        status: 201,
+        // Not UTF-8: bodies are bytes.
+        body: vec![0xff, 0x00, b'{', b'}'],
+        created_at_ms,
+    }
+}
+
+fn event(id: &str, order_id: &str, sequence: u64) -> OutboxEntry {
+    OutboxEntry {
+        id: id.into(),
+        order_id: order_id.into(),
+        sequence,
+        event_type: "order.converted".into(),
+        body: b"{\"type\":\"order.converted\"}\xff".to_vec(),
+        created_at_ms: 1_000 + sequence,
+    }
+}
+
+fn write(record: OrderRecord, expected_version: Option<u64>, request_id: &str) -> Commit {
+    Commit {
+        order: Some(OrderWrite {
+            record,
+            expected_version,
+        }),
+        idempotency: Some((key(request_id), answer(1_000))),
+        outbox: Vec::new(),
+    }
+}
+
+fn counts(orders: u64, idempotency_records: u64, outbox_entries: u64) -> StoreCounts {
+    StoreCounts {
+        orders,
+        idempotency_records,
+        outbox_entries,
+        outbox_pending: outbox_entries,
+        outbox_dead: 0,
+    }
+}
+
+fn attempt(at_ms: u64, delivered: bool) -> Attempt {
+    Attempt {
+        at_ms,
+        latency_ms: 3,
+        delivered,
+        status: Some(if delivered { 200 } else { 503 }),
+        detail: "test".into(),
+    }
+}
+
+/// Ids claimable at `now`, without a lease (a lease of 0 holds nothing back), so that both
+/// stores answer alike.
+async fn due_ids(store: &dyn Store, now: u64) -> Vec<String> {
+    let items = store.outbox_claim(now, 100, 0).await.expect("claim");
+    items.into_iter().map(|i| i.entry.id).collect()
+}
+
+// ---- the contract ----
+
+async fn commit_then_read_back(h: Harness) {
+    let store = h.open().await;
+    let mut commit = write(order("o1", &["e1"], 1), None, "r1");
+    commit.outbox = vec![event("ev1", "o1", 1), event("ev2", "o1", 2)];
+    store.commit(commit.clone()).await.unwrap();
+
+    assert_eq!(
+        store.get_order("o1").await.unwrap(),
+        Some(order("o1", &["e1"], 1))
+    );
+    assert_eq!(
+        store.get_idempotency(&key("r1")).await.unwrap(),
+        Some(answer(1_000))
+    );
+    for entry in &commit.outbox {
+        let (item, attempts) = store.outbox_get(&entry.id).await.unwrap().unwrap();
+        assert_eq!(&item.entry, entry);
+        assert_eq!(item.state, OutboxState::Pending);
+        assert_eq!((item.attempts, item.failures), (0, 0));
+        assert_eq!(item.next_attempt_ms, entry.created_at_ms);
+        assert!(attempts.is_empty());
+    }
+    assert_eq!(store.counts().await.unwrap(), counts(1, 1, 2));
+    assert_eq!(store.outbox_backlog().await.unwrap(), (2, 0));
+    assert_eq!(store.get_order("missing").await.unwrap(), None);
+    assert_eq!(store.get_idempotency(&key("missing")).await.unwrap(), None);
+    let other_app = IdempotencyKey {
+        app_id: "other".into(),
+        request_id: "r1".into(),
+    };
+    assert_eq!(store.get_idempotency(&other_app).await.unwrap(), None);
+    assert_eq!(store.outbox_get("missing").await.unwrap(), None);
+    // An empty commit changes nothing.
+    store.commit(Commit::default()).await.unwrap();
+    assert_eq!(store.counts().await.unwrap(), counts(1, 1, 2));
+}
+
+async fn create_of_existing_order_conflicts_and_writes_nothing(h: Harness) {
+    let store = h.open().await;
+    store
+        .commit(write(order("o1", &["e1"], 1), None, "r1"))
+        .await
+        .unwrap();
+
+    let mut again = write(order("o1", &["e2"], 1), None, "r2");
+    again.outbox = vec![event("ev9", "o1", 9)];
+    let err = store.commit(again).await.unwrap_err();
+    assert!(matches!(err, StoreError::Conflict), "{err:?}");
+
+    assert_eq!(store.get_idempotency(&key("r2")).await.unwrap(), None);
+    assert_eq!(store.find_order_by_external_id("e2").await.unwrap(), None);
+    assert_eq!(store.outbox_get("ev9").await.unwrap(), None);
+    assert_eq!(
+        store.get_order("o1").await.unwrap(),
+        Some(order("o1", &["e1"], 1))
+    );
+    assert_eq!(store.counts().await.unwrap(), counts(1, 1, 0));
+}
+
+async fn stale_version_conflicts(h: Harness) {
+    let store = h.open().await;
+    store
+        .commit(write(order("o1", &["e1"], 1), None, "r1"))
+        .await
+        .unwrap();
+
+    let err = store
+        .commit(write(order("o1", &["e1"], 2), Some(5), "r2"))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Conflict), "{err:?}");
+    store
+        .commit(write(order("o1", &["e1"], 2), Some(1), "r3"))
+        .await
+        .unwrap();
+    let err = store
+        .commit(write(order("o1", &["e1"], 3), Some(1), "r4"))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Conflict), "{err:?}");
+    // An update of an order that does not exist conflicts too.
+    let err = store
+        .commit(write(order("o2", &["x"], 2), Some(1), "r5"))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Conflict), "{err:?}");
+
+    assert_eq!(store.get_order("o1").await.unwrap().unwrap().version, 2);
+    assert_eq!(store.get_order("o2").await.unwrap(), None);
+    assert_eq!(store.find_order_by_external_id("x").await.unwrap(), None);
+    assert_eq!(store.get_idempotency(&key("r2")).await.unwrap(), None);
+    assert_eq!(store.get_idempotency(&key("r4")).await.unwrap(), None);
+    assert_eq!(store.get_idempotency(&key("r5")).await.unwrap(), None);
+    assert_eq!(store.counts().await.unwrap(), counts(1, 2, 0));
+}
+
+async fn duplicate_request_id_writes_nothing(h: Harness) {
+    let store = h.open().await;
+    store
+        .commit(write(order("o1", &["e1"], 1), None, "r1"))
+        .await
+        .unwrap();
+
+    let mut dup = write(order("o2", &["e2"], 1), None, "r1");
+    dup.idempotency = Some((key("r1"), answer(5_000)));
+    dup.outbox = vec![event("ev1", "o2", 1)];
+    let err = store.commit(dup).await.unwrap_err();
+    assert!(matches!(err, StoreError::DuplicateRequest), "{err:?}");
+
+    // The duplicate of an update (expected version matches) writes nothing either.
+    let err = store
+        .commit(write(order("o1", &["e3"], 2), Some(1), "r1"))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::DuplicateRequest), "{err:?}");
+
+    assert_eq!(store.get_order("o2").await.unwrap(), None);
+    assert_eq!(store.find_order_by_external_id("e2").await.unwrap(), None);
+    assert_eq!(store.find_order_by_external_id("e3").await.unwrap(), None);
+    assert_eq!(
+        store.get_order("o1").await.unwrap(),
+        Some(order("o1", &["e1"], 1))
+    );
+    assert_eq!(
+        store.get_idempotency(&key("r1")).await.unwrap(),
+        Some(answer(1_000))
+    );
+    assert_eq!(store.outbox_get("ev1").await.unwrap(), None);
+    assert_eq!(store.counts().await.unwrap(), counts(1, 1, 0));
+}
+
+async fn finds_order_by_every_external_id_ever_used(h: Harness) {
+    let store = h.open().await;
+    store
+        .commit(write(order("o1", &["a1", "a2"], 1), None, "r1"))
+        .await
+        .unwrap();
+    store
+        .commit(write(order("o1", &["b1"], 2), Some(1), "r2"))
+        .await
+        .unwrap();
+    // The same id twice, and an update without an idempotency record.
+    store
+        .commit(Commit {
+            order: Some(OrderWrite {
+                record: order("o1", &["c1", "c1", "b1"], 3),
+                expected_version: Some(2),
+            }),
+            ..Commit::default()
+        })
+        .await
+        .unwrap();
+
+    let current = order("o1", &["c1", "c1", "b1"], 3);
+    for ext in ["a1", "a2", "b1", "c1"] {
+        let found = store.find_order_by_external_id(ext).await.unwrap();
+        assert_eq!(found.as_ref(), Some(&current), "{ext}");
+    }
+    assert_eq!(store.find_order_by_external_id("zz").await.unwrap(), None);
+    assert_eq!(store.get_order("o1").await.unwrap(), Some(current));
+    assert_eq!(store.counts().await.unwrap(), counts(1, 2, 0));
+}
+
+async fn prune_removes_only_older_records(h: Harness) {
+    let store = h.open().await;
+    for (request_id, created_at_ms) in [("old", 1_000), ("edge", 2_000), ("new", 3_000)] {
+        let commit = Commit {
+            idempotency: Some((key(request_id), answer(created_at_ms))),
+            ..Commit::default()
+        };
+        store.commit(commit).await.unwrap();
+    }
+
+    assert_eq!(store.prune_idempotency(2_000).await.unwrap(), 1);
+    assert_eq!(store.get_idempotency(&key("old")).await.unwrap(), None);
+    assert_eq!(
+        store.get_idempotency(&key("edge")).await.unwrap(),
+        Some(answer(2_000))
+    );
+    assert_eq!(
+        store.get_idempotency(&key("new")).await.unwrap(),
+        Some(answer(3_000))
+    );
+    assert_eq!(store.counts().await.unwrap(), counts(0, 2, 0));
+    assert_eq!(store.prune_idempotency(2_000).await.unwrap(), 0);
+    assert_eq!(store.prune_idempotency(u64::MAX).await.unwrap(), 2);
+    assert_eq!(store.counts().await.unwrap(), counts(0, 0, 0));
+    // A pruned key can be recorded again.
+    let commit = Commit {
+        idempotency: Some((key("old"), answer(4_000))),
+        ..Commit::default()
+    };
+    store.commit(commit).await.unwrap();
+    assert_eq!(
+        store.get_idempotency(&key("old")).await.unwrap(),
+        Some(answer(4_000))
+    );
+}
+
+async fn data_survives_reopen(h: Harness) {
+    let mut commit = write(order("o1", &["e1"], 1), None, "r1");
+    commit.outbox = vec![event("ev1", "o1", 1)];
+    {
+        let store = h.open().await;
+        store.commit(commit).await.unwrap();
+        store.flush().await.unwrap();
+    }
+    let store = h.open().await;
+    assert_eq!(
+        store.find_order_by_external_id("e1").await.unwrap(),
+        Some(order("o1", &["e1"], 1))
+    );
+    assert_eq!(
+        store.get_idempotency(&key("r1")).await.unwrap(),
+        Some(answer(1_000))
+    );
+    let (item, _) = store.outbox_get("ev1").await.unwrap().unwrap();
+    assert_eq!(item.entry, event("ev1", "o1", 1));
+    assert_eq!(store.counts().await.unwrap(), counts(1, 1, 1));
+}
+
+async fn concurrent_commits_all_succeed(h: Harness) {
+    let store = h.open().await;
+    let tasks: Vec<_> = (0..32)
+        .map(|i| {
+            let store = Arc::clone(&store);
+            tokio::spawn(async move {
+                let id = format!("o{i}");
+                let mut commit = write(order(&id, &[&format!("e{i}")], 1), None, &format!("r{i}"));
+                commit.outbox = vec![event(&format!("ev{i}"), &id, 1)];
+                store.commit(commit).await
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap().unwrap();
+    }
+    for i in 0..32 {
+        let id = format!("o{i}");
+        let found = store
+            .find_order_by_external_id(&format!("e{i}"))
+            .await
+            .unwrap();
+        assert_eq!(found, Some(order(&id, &[&format!("e{i}")], 1)));
+        assert!(store
+            .get_idempotency(&key(&format!("r{i}")))
+            .await
+            .unwrap()
+            .is_some());
+    }
+    assert_eq!(store.counts().await.unwrap(), counts(32, 32, 32));
+    store.flush().await.unwrap();
+}
+
+/// Only the oldest undelivered event of an order is due; other orders are not blocked.
+async fn outbox_is_fifo_per_order_and_retries_keep_the_order(h: Harness) {
+    let store = h.open().await;
+    assert_eq!(store.outbox_next_due().await.unwrap(), None);
+    let commit = Commit {
+        outbox: vec![
+            event("a1", "A", 1),
+            event("a2", "A", 2),
+            event("b1", "B", 1),
+        ],
+        ..Commit::default()
+    };
+    store.commit(commit).await.unwrap();
+    assert_eq!(store.outbox_next_due().await.unwrap(), Some(1_001));
+    assert!(due_ids(&*store, 1_000).await.is_empty(), "nothing due yet");
+    assert_eq!(due_ids(&*store, 10_000).await, vec!["a1", "b1"]);
+    let limited = store.outbox_claim(10_000, 1, 0).await.unwrap();
+    assert_eq!(limited.len(), 1);
+    assert_eq!(limited[0].entry.id, "a1");
+    assert!(store.outbox_claim(10_000, 0, 0).await.unwrap().is_empty());
+
+    store
+        .outbox_record("a1", attempt(10_000, false), NextStep::RetryAt(15_000))
+        .await
+        .unwrap();
+    assert_eq!(
+        due_ids(&*store, 10_000).await,
+        vec!["b1"],
+        "a2 waits behind a1"
+    );
+    assert_eq!(due_ids(&*store, 15_000).await, vec!["b1", "a1"]);
+    store
+        .outbox_record("a1", attempt(15_000, true), NextStep::Delivered)
+        .await
+        .unwrap();
+    assert_eq!(
+        due_ids(&*store, 15_000).await,
+        vec!["b1", "a2"],
+        "oldest due first"
+    );
+    let (item, attempts) = store.outbox_get("a1").await.unwrap().unwrap();
+    assert_eq!(item.state, OutboxState::Delivered);
+    assert_eq!((item.attempts, item.failures), (2, 1));
+    assert_eq!(
+        attempts,
+        vec![attempt(10_000, false), attempt(15_000, true)]
+    );
+    let c = store.counts().await.unwrap();
+    assert_eq!(
+        (c.outbox_entries, c.outbox_pending, c.outbox_dead),
+        (3, 2, 0)
+    );
+    assert_eq!(store.outbox_backlog().await.unwrap(), (2, 0));
+
+    store
+        .outbox_record("b1", attempt(15_000, true), NextStep::Delivered)
+        .await
+        .unwrap();
+    store
+        .outbox_record("a2", attempt(15_000, true), NextStep::Delivered)
+        .await
+        .unwrap();
+    assert!(due_ids(&*store, u64::MAX).await.is_empty());
+    assert_eq!(store.outbox_next_due().await.unwrap(), None);
+    assert_eq!(store.outbox_backlog().await.unwrap(), (0, 0));
+    let delivered = store
+        .outbox_list(Some(OutboxState::Delivered), 10)
+        .await
+        .unwrap();
+    let ids: Vec<_> = delivered.iter().map(|i| i.entry.id.as_str()).collect();
+    assert_eq!(
+        ids,
+        vec!["a1", "a2", "b1"],
+        "listed oldest (lowest id) first"
+    );
+}
+
+/// A dead letter blocks its order until it is retried, keeps its history, and survives
+/// a restart.
+async fn dead_letters_block_their_order_until_requeued(h: Harness) {
+    {
+        let store = h.open().await;
+        let commit = Commit {
+            outbox: vec![
+                event("a1", "A", 1),
+                event("a2", "A", 2),
+                event("b1", "B", 1),
+            ],
+            ..Commit::default()
+        };
+        store.commit(commit).await.unwrap();
+        store
+            .outbox_record("a1", attempt(5_000, false), NextStep::Dead)
+            .await
+            .unwrap();
+        assert_eq!(due_ids(&*store, u64::MAX).await, vec!["b1"], "A is blocked");
+        let dead = store
+            .outbox_list(Some(OutboxState::Dead), 10)
+            .await
+            .unwrap();
+        assert_eq!(dead.len(), 1);
+        assert_eq!(dead[0].entry.id, "a1");
+        assert_eq!((dead[0].attempts, dead[0].failures), (1, 1));
+        let c = store.counts().await.unwrap();
+        assert_eq!((c.outbox_pending, c.outbox_dead), (2, 1));
+        assert_eq!(store.outbox_backlog().await.unwrap(), (2, 1));
+        assert!(
+            !store.outbox_requeue("a2", 6_000).await.unwrap(),
+            "a2 is not dead"
+        );
+        assert!(!store.outbox_requeue("missing", 6_000).await.unwrap());
+    }
+    let store = h.open().await;
+    assert!(store.outbox_requeue("a1", 6_000).await.unwrap());
+    assert!(
+        !store.outbox_requeue("a1", 6_000).await.unwrap(),
+        "no longer dead"
+    );
+    assert_eq!(due_ids(&*store, 6_000).await, vec!["b1", "a1"]);
+    let (item, attempts) = store.outbox_get("a1").await.unwrap().unwrap();
+    assert_eq!(
+        (
+            item.state,
+            item.failures,
+            item.attempts,
+            item.next_attempt_ms
+        ),
+        (OutboxState::Pending, 0, 1, 6_000)
+    );
+    assert_eq!(attempts, vec![attempt(5_000, false)], "the history stays");
+    assert_eq!(store.outbox_list(None, 10).await.unwrap().len(), 3);
+    assert_eq!(store.outbox_list(None, 2).await.unwrap().len(), 2);
+    assert_eq!(
+        store
+            .outbox_list(Some(OutboxState::Pending), 10)
+            .await
+            .unwrap()
+            .len(),
+        3
+    );
+    assert!(store
+        .outbox_list(Some(OutboxState::Dead), 10)
+        .await
+        .unwrap()
+        .is_empty());
+    assert_eq!(store.outbox_backlog().await.unwrap(), (3, 0));
+
+    // Delivered after the requeue: a2 is next.
+    store
+        .outbox_record("a1", attempt(7_000, true), NextStep::Delivered)
+        .await
+        .unwrap();
+    assert_eq!(due_ids(&*store, 7_000).await, vec!["b1", "a2"]);
+    let (item, attempts) = store.outbox_get("a1").await.unwrap().unwrap();
+    assert_eq!((item.state, item.attempts), (OutboxState::Delivered, 2));
+    assert_eq!(attempts, vec![attempt(5_000, false), attempt(7_000, true)]);
+    assert!(store
+        .outbox_record("missing", attempt(1, true), NextStep::Delivered)
+        .await
+        .is_err());
+}
+
+/// Attempts are logged in order, with every field (including no status).
+async fn attempt_log_keeps_every_field(h: Harness) {
+    let store = h.open().await;
+    store
+        .commit(Commit {
+            outbox: vec![event("x1", "X", 1)],
+            ..Commit::default()
+        })
+        .await
+        .unwrap();
+    let timeout = Attempt {
+        at_ms: 2_000,
+        latency_ms: 30_000,
+        delivered: false,
+        status: None,
+        detail: "no answer within 30s — ünïcode".into(),
+    };
+    let refused = Attempt {
+        at_ms: 40_000,
+        latency_ms: 12,
+        delivered: false,
+        status: Some(422),
+        detail: "refused".into(),
+    };
+    store
+        .outbox_record("x1", timeout.clone(), NextStep::RetryAt(32_000))
+        .await
+        .unwrap();
+    let (item, _) = store.outbox_get("x1").await.unwrap().unwrap();
+    assert_eq!(
+        (
+            item.state,
+            item.attempts,
+            item.failures,
+            item.next_attempt_ms
+        ),
+        (OutboxState::Pending, 1, 1, 32_000)
+    );
+    assert_eq!(store.outbox_next_due().await.unwrap(), Some(32_000));
+    store
+        .outbox_record("x1", refused.clone(), NextStep::Dead)
+        .await
+        .unwrap();
+    let (item, attempts) = store.outbox_get("x1").await.unwrap().unwrap();
+    assert_eq!(
+        (item.state, item.attempts, item.failures),
+        (OutboxState::Dead, 2, 2)
+    );
+    assert_eq!(attempts, vec![timeout, refused]);
+    assert_eq!(store.outbox_next_due().await.unwrap(), None);
+}
+
+/// A claimed entry comes back when its lease has run out (a worker died mid-delivery).
+async fn claimed_entries_come_back_after_the_lease(h: Harness) {
+    let store = h.open().await;
+    store
+        .commit(Commit {
+            outbox: vec![event("l1", "L", 1)],
+            ..Commit::default()
+        })
+        .await
+        .unwrap();
+    let claimed = store.outbox_claim(10_000, 10, 5_000).await.unwrap();
+    assert_eq!(claimed.len(), 1);
+    assert_eq!(claimed[0].entry.id, "l1");
+    assert_eq!(claimed[0].state, OutboxState::Pending);
+    // Lease over: claimable again, unchanged.
+    let again = store.outbox_claim(15_000, 10, 5_000).await.unwrap();
+    assert_eq!(again, claimed);
+    // Recording the attempt releases the lease at once.
+    store
+        .outbox_record("l1", attempt(15_001, false), NextStep::RetryAt(15_002))
+        .await
+        .unwrap();
+    assert_eq!(due_ids(&*store, 15_002).await, vec!["l1"]);
+}
+
+/// Every test of the contract, run once per store.
+macro_rules! contract {
+    ($($name:ident),* $(,)?) => {
+        mod sled {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(super::Harness::sled()).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(super::Harness::pg().await).await;
+                }
+            )*
+        }
+    };
+}
+
+contract!(
+    commit_then_read_back,
+    create_of_existing_order_conflicts_and_writes_nothing,
+    stale_version_conflicts,
+    duplicate_request_id_writes_nothing,
+    finds_order_by_every_external_id_ever_used,
+    prune_removes_only_older_records,
+    data_survives_reopen,
+    concurrent_commits_all_succeed,
+    outbox_is_fifo_per_order_and_retries_keep_the_order,
+    dead_letters_block_their_order_until_requeued,
+    attempt_log_keeps_every_field,
+    claimed_entries_come_back_after_the_lease,
+);
+
+// ---- PostgreSQL only ----
+
+mod postgres_only {
+    use super::*;
+
+    /// STORE-07: the same request_id committed at the same time by two instances (two
+    /// pools) applies once; the other gets DuplicateRequest and writes nothing.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn same_request_id_from_two_instances_applies_once() {
+        let schema = PgSchema::create().await;
+        let a: Arc<dyn Store> = Arc::new(schema.open().await);
+        let b: Arc<dyn Store> = Arc::new(schema.open().await);
+        a.commit(write(order("o1", &["e1"], 1), None, "create"))
+            .await
+            .unwrap();
+
+        const ROUNDS: u64 = 20;
+        for round in 0..ROUNDS {
+            let version = round + 1;
+            let request_id = format!("update-{round}");
+            let commit_for = |store: &Arc<dyn Store>, who: &str| {
+                let store = Arc::clone(store);
+                let mut record = order("o1", &["e1"], version + 1);
+                record.body = format!("{who}-{round}").into_bytes();
+                let mut commit = write(record, Some(version), &request_id);
+                commit.outbox = vec![event(&format!("{who}-ev{round}"), "o1", version)];
+                async move { store.commit(commit).await }
+            };
+            let (ra, rb) = tokio::join!(
+                tokio::spawn(commit_for(&a, "a")),
+                tokio::spawn(commit_for(&b, "b"))
+            );
+            let (ra, rb) = (ra.unwrap(), rb.unwrap());
+            let winner = match (&ra, &rb) {
+                (Ok(()), Err(StoreError::DuplicateRequest)) => "a",
+                (Err(StoreError::DuplicateRequest), Ok(())) => "b",
+                other => panic!("round {round}: exactly one must win: {other:?}"),
+            };
+            let stored = a.get_order("o1").await.unwrap().unwrap();
+            assert_eq!(stored.version, version + 1);
+            assert_eq!(stored.body, format!("{winner}-{round}").into_bytes());
+            let loser = if winner == "a" { "b" } else { "a" };
+            assert_eq!(
+                b.outbox_get(&format!("{loser}-ev{round}")).await.unwrap(),
+                None
+            );
+        }
+        assert_eq!(
+            a.counts().await.unwrap(),
+            counts(1, ROUNDS + 1, ROUNDS),
+            "one order version, record and event per round"
+        );
+
+        // Two creates of different orders under one key: one order exists afterwards.
+        let (ra, rb) = tokio::join!(
+            a.commit(write(order("n-a", &["xa"], 1), None, "create-2")),
+            b.commit(write(order("n-b", &["xb"], 1), None, "create-2")),
+        );
+        assert!(
+            matches!(
+                (&ra, &rb),
+                (Ok(()), Err(StoreError::DuplicateRequest))
+                    | (Err(StoreError::DuplicateRequest), Ok(()))
+            ),
+            "{ra:?} {rb:?}"
+        );
+        let present = [
+            a.get_order("n-a").await.unwrap().is_some(),
+            a.get_order("n-b").await.unwrap().is_some(),
+        ];
+        assert_eq!(present.iter().filter(|p| **p).count(), 1, "{present:?}");
+    }
+
+    /// Concurrent writers of one order with different request ids: the version check lets
+    /// exactly one of each pair through.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_updates_of_one_order_conflict() {
+        let schema = PgSchema::create().await;
+        let a: Arc<dyn Store> = Arc::new(schema.open().await);
+        let b: Arc<dyn Store> = Arc::new(schema.open().await);
+        a.commit(write(order("o1", &["e1"], 1), None, "create"))
+            .await
+            .unwrap();
+        for version in 1..=10u64 {
+            let (ra, rb) = tokio::join!(
+                a.commit(write(
+                    order("o1", &["e1"], version + 1),
+                    Some(version),
+                    &format!("a{version}")
+                )),
+                b.commit(write(
+                    order("o1", &["e1"], version + 1),
+                    Some(version),
+                    &format!("b{version}")
+                )),
+            );
+            assert!(
+                matches!(
+                    (&ra, &rb),
+                    (Ok(()), Err(StoreError::Conflict)) | (Err(StoreError::Conflict), Ok(()))
+                ),
+                "{ra:?} {rb:?}"
+            );
+        }
+        assert_eq!(a.get_order("o1").await.unwrap().unwrap().version, 11);
+        assert_eq!(a.counts().await.unwrap(), counts(1, 11, 0));
+    }
+
+    /// STORE-07 (pattern B): two instances draining one outbox never get the same entry,
+    /// and each order's events are claimed strictly in sequence.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn two_instances_claim_without_double_delivery() {
+        const ORDERS: u64 = 40;
+        const PER_ORDER: u64 = 3;
+        let schema = PgSchema::create().await;
+        let a: Arc<dyn Store> = Arc::new(schema.open().await);
+        let b: Arc<dyn Store> = Arc::new(schema.open().await);
+        for o in 0..ORDERS {
+            let outbox = (1..=PER_ORDER)
+                .map(|s| event(&format!("ev-{o:03}-{s}"), &format!("order-{o:03}"), s))
+                .collect();
+            a.commit(Commit {
+                outbox,
+                ..Commit::default()
+            })
+            .await
+            .unwrap();
+        }
+
+        /// One claim, in the order claims happened.
+        #[derive(Clone)]
+        struct Claim {
+            order_id: String,
+            sequence: u64,
+            id: String,
+            by: &'static str,
+        }
+        let log: Arc<Mutex<Vec<Claim>>> = Arc::default();
+        let worker = |store: Arc<dyn Store>, name: &'static str| {
+            let log = Arc::clone(&log);
+            tokio::spawn(async move {
+                let deadline = Instant::now() + Duration::from_secs(30);
+                loop {
+                    assert!(Instant::now() < deadline, "{name}: outbox not drained");
+                    let claimed = store.outbox_claim(50_000, 4, 60_000).await.unwrap();
+                    if claimed.is_empty() {
+                        if store.outbox_backlog().await.unwrap().0 == 0 {
+                            return;
+                        }
+                        tokio::time::sleep(Duration::from_millis(1)).await;
+                        continue;
+                    }
+                    for item in claimed {
+                        log.lock().unwrap().push(Claim {
+                            order_id: item.entry.order_id.clone(),
+                            sequence: item.entry.sequence,
+                            id: item.entry.id.clone(),
+                            by: name,
+                        });
+                        store
+                            .outbox_record(
+                                &item.entry.id,
+                                attempt(50_000, true),
+                                NextStep::Delivered,
+                            )
+                            .await
+                            .unwrap();
+                    }
+                }
+            })
+        };
+        let (ra, rb) = tokio::join!(worker(Arc::clone(&a), "a"), worker(Arc::clone(&b), "b"));
+        ra.unwrap();
+        rb.unwrap();
+
+        let log = log.lock().unwrap().clone();
+        let total = usize::try_from(ORDERS * PER_ORDER).unwrap();
+        let ids: HashSet<_> = log.iter().map(|c| c.id.clone()).collect();
+        assert_eq!(log.len(), total, "every entry claimed once");
+        assert_eq!(ids.len(), total, "no entry claimed twice");
+        let mut next: HashMap<&str, u64> = HashMap::new();
+        for Claim {
+            order_id, sequence, ..
+        } in &log
+        {
+            let expected = next.entry(order_id.as_str()).or_insert(1);
+            assert_eq!(*sequence, *expected, "order {order_id} out of sequence");
+            *expected += 1;
+        }
+        for item in a.outbox_list(None, 1_000).await.unwrap() {
+            assert_eq!(
+                (item.state, item.attempts),
+                (OutboxState::Delivered, 1),
+                "{}",
+                item.entry.id
+            );
+        }
+        let by_a = log.iter().filter(|c| c.by == "a").count();
+        eprintln!("claimed by a: {by_a}, by b: {}", total - by_a);
+    }
+
+    /// A leased entry is not claimed again by anyone before the lease ends, and the next
+    /// due time waits for the lease.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn leased_entries_are_not_claimed_twice() {
+        let schema = PgSchema::create().await;
+        let a = schema.open().await;
+        let b = schema.open().await;
+        a.commit(Commit {
+            outbox: vec![event("l1", "L", 1), event("m1", "M", 1)],
+            ..Commit::default()
+        })
+        .await
+        .unwrap();
+        let first = a.outbox_claim(10_000, 1, 5_000).await.unwrap();
+        assert_eq!(first.len(), 1);
+        assert_eq!(first[0].entry.id, "l1");
+        let second = b.outbox_claim(10_000, 10, 5_000).await.unwrap();
+        let ids: Vec<_> = second.iter().map(|i| i.entry.id.as_str()).collect();
+        assert_eq!(ids, vec!["m1"], "l1 is leased to a");
+        assert!(a.outbox_claim(14_999, 10, 5_000).await.unwrap().is_empty());
+        assert_eq!(a.outbox_next_due().await.unwrap(), Some(15_000));
+        let after = b.outbox_claim(15_000, 10, 5_000).await.unwrap();
+        let ids: Vec<_> = after.iter().map(|i| i.entry.id.as_str()).collect();
+        assert_eq!(ids, vec!["l1", "m1"], "leases over");
+    }
+
+    /// STORE-07: a commit chosen as a deadlock victim (40P01) is retried and succeeds.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn deadlock_victim_is_retried() {
+        let schema = PgSchema::create().await;
+        let store: Arc<dyn Store> = Arc::new(schema.open().await);
+        let raw = raw_client().await;
+        // The raw session must not be the one that detects the deadlock (and gives up).
+        raw.batch_execute(&format!(
+            "SET deadlock_timeout = '60s'; BEGIN; \
+             INSERT INTO {}.outbox (id, order_id, sequence, event_type, body, created_at_ms, \
+                 state, next_attempt_ms) VALUES ('raw-x', 'X', 1, 't', '', 0, 'pending', 0)",
+            schema.name
+        ))
+        .await
+        .unwrap();
+        // The store takes (Y, 1), then waits for the raw transaction's (X, 1) ...
+        let commit = tokio::spawn({
+            let store = Arc::clone(&store);
+            async move {
+                store
+                    .commit(Commit {
+                        outbox: vec![event("c-y", "Y", 1), event("c-x", "X", 1)],
+                        ..Commit::default()
+                    })
+                    .await
+            }
+        });
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let waiting: i64 = raw
+                .query_one(
+                    "SELECT count(*) FROM pg_locks WHERE NOT granted \
+                     AND locktype = 'transactionid' AND transactionid = xid(pg_current_xact_id())",
+                    &[],
+                )
+                .await
+                .unwrap()
+                .get(0);
+            if waiting > 0 {
+                break;
+            }
+            assert!(Instant::now() < deadline, "the commit never waited");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        // ... and the raw transaction now waits for (Y, 1): a deadlock, which the store's
+        // session detects after its deadlock_timeout and loses.
+        raw.batch_execute(&format!(
+            "INSERT INTO {}.outbox (id, order_id, sequence, event_type, body, created_at_ms, \
+                 state, next_attempt_ms) VALUES ('raw-y', 'Y', 1, 't', '', 0, 'pending', 0)",
+            schema.name
+        ))
+        .await
+        .expect("the raw session survives the deadlock");
+        raw.batch_execute("ROLLBACK").await.unwrap();
+        commit.await.unwrap().expect("retried after the deadlock");
+        let ids: Vec<_> = store
+            .outbox_list(None, 10)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|i| i.entry.id)
+            .collect();
+        assert_eq!(ids, vec!["c-x", "c-y"]);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn migrations_apply_once() {
+        let schema = PgSchema::create().await;
+        let store = schema.connect().await;
+        assert_eq!(
+            store.migrate().await.unwrap(),
+            vec!["0001_init".to_string()]
+        );
+        assert!(store.migrate().await.unwrap().is_empty(), "second run");
+        let other = schema.connect().await;
+        assert!(other.migrate().await.unwrap().is_empty(), "other instance");
+
+        let client = raw_client().await;
+        let rows = client
+            .query(
+                &format!(
+                    "SELECT version, name, length(checksum) FROM {}.fast_seller_migrations",
+                    schema.name
+                ),
+                &[],
+            )
+            .await
+            .unwrap();
+        assert_eq!(rows.len(), 1);
+        assert_eq!(rows[0].get::<_, i32>(0), 1);
+        assert_eq!(rows[0].get::<_, String>(1), "0001_init");
+        assert_eq!(rows[0].get::<_, i32>(2), 64, "hex SHA-256");
+    }
+
+    /// Instances starting together apply each migration once (advisory lock).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_migrations_apply_once() {
+        let schema = PgSchema {
+            // Not created yet: migrate creates it.
+            name: format!("fs_test_{}", uuid::Uuid::new_v4().simple()),
+        };
+        let stores = [
+            schema.connect().await,
+            schema.connect().await,
+            schema.connect().await,
+        ];
+        let (r0, r1, r2) = tokio::join!(
+            stores[0].migrate(),
+            stores[1].migrate(),
+            stores[2].migrate()
+        );
+        let applied: Vec<usize> = [r0, r1, r2]
+            .into_iter()
+            .map(|r| r.expect("migrate").len())
+            .collect();
+        assert_eq!(applied.iter().sum::<usize>(), 1, "{applied:?}");
+        stores[0]
+            .commit(write(order("o1", &["e1"], 1), None, "r1"))
+            .await
+            .unwrap();
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn changed_migration_is_refused() {
+        let schema = PgSchema::create().await;
+        let store = schema.open().await;
+        raw_client()
+            .await
+            .batch_execute(&format!(
+                "UPDATE {}.fast_seller_migrations SET checksum = 'tampered'",
+                schema.name
+            ))
+            .await
+            .unwrap();
+        let err = store.migrate().await.unwrap_err();
+        let StoreError::Io(message) = &err else {
+            panic!("{err:?}");
+        };
+        assert!(message.contains("0001_init"), "{message}");
+        assert!(message.contains("checksum"), "{message}");
+    }
+
+    /// Errors name the operation and the SQLSTATE, never SQL text.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn errors_carry_no_sql() {
+        let schema = PgSchema::create().await;
+        let store = schema.connect().await; // not migrated
+        let err = store.get_order("o1").await.unwrap_err();
+        let StoreError::Io(message) = &err else {
+            panic!("{err:?}");
+        };
+        assert!(message.contains("fast-seller migrate"), "{message}");
+        assert!(message.contains("42P01"), "{message}");
+        let err = store
+            .commit(write(order("o1", &["e1"], 1), None, "secret-request"))
+            .await
+            .unwrap_err();
+        let text = err.to_string();
+        for forbidden in ["SELECT", "INSERT", "orders (", "secret-request", "$1"] {
+            assert!(!text.contains(forbidden), "{text}");
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn unreachable_server_fails_without_the_password() {
+        let started = Instant::now();
+        let err = PgStore::connect("postgres://fast:hunter2@127.0.0.1:1/none", None, 2)
+            .await
+            .unwrap_err();
+        let text = err.to_string();
+        assert!(matches!(err, StoreError::Io(_)), "{err:?}");
+        assert!(!text.contains("hunter2"), "{text}");
+        assert!(text.contains("127.0.0.1:1"), "{text}");
+        assert!(started.elapsed() < Duration::from_secs(10));
+        let err = PgStore::connect("postgres://a:b@h/db?sslmode=bogus", None, 2)
+            .await
+            .unwrap_err();
+        assert!(!err.to_string().contains(":b@"), "{err}");
+        let err = PgStore::connect(&pg_url(), Some("Bad-Name"), 2)
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("schema"), "{err}");
+    }
+
+    /// STORE-08: a server (here: a session) with synchronous_commit off is reported.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn synchronous_commit_off_is_warned() {
+        #[derive(Clone, Default)]
+        struct Sink(Arc<Mutex<Vec<u8>>>);
+        impl std::io::Write for Sink {
+            fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+                self.0.lock().unwrap().extend_from_slice(buf);
+                Ok(buf.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let sink = Sink::default();
+        let writer = sink.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .finish();
+        let _guard = tracing::subscriber::set_default(subscriber);
+
+        let url = pg_url();
+        let separator = if url.contains('?') { '&' } else { '?' };
+        let off = format!("{url}{separator}options=-c%20synchronous_commit%3Doff");
+        PgStore::connect(&off, None, 1).await.unwrap();
+        let logs = String::from_utf8(sink.0.lock().unwrap().clone()).unwrap();
+        assert!(logs.contains("synchronous_commit off"), "{logs}");
+
+        sink.0.lock().unwrap().clear();
+        PgStore::connect(&url, None, 1).await.unwrap();
+        let logs = String::from_utf8(sink.0.lock().unwrap().clone()).unwrap();
+        assert!(!logs.contains("synchronous_commit"), "{logs}");
+    }
+
+    #[test]
+    fn redact_url_hides_passwords() {
+        assert_eq!(
+            redact_url("postgres://fast:s3cret@db:5432/fast"),
+            "postgres://fast:***@db:5432/fast"
+        );
+        assert_eq!(
+            redact_url("postgres://postgres@127.0.0.1:5432/test"),
+            "postgres://postgres@127.0.0.1:5432/test"
+        );
+        assert_eq!(
+            redact_url("host=db password=s3cret user=fast"),
+            "host=db password=*** user=fast"
+        );
+    }
+}
