@@ -37,6 +37,10 @@ impl CommerceBackend for FileBackend {
         let path = self.path.clone();
         let _guard = self.lock.lock().await;
         let written = tokio::task::spawn_blocking(move || -> std::io::Result<()> {
+            // With a PostgreSQL store nothing else creates the data directory.
+            if let Some(dir) = path.parent() {
+                std::fs::create_dir_all(dir)?;
+            }
             let mut f = std::fs::OpenOptions::new()
                 .create(true)
                 .append(true)
@@ -71,7 +75,7 @@ mod tests {
     #[tokio::test]
     async fn appends_one_line_per_event() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("forwarded.jsonl");
+        let path = dir.path().join("not-yet").join("forwarded.jsonl");
         let b = FileBackend::new(path.clone());
         for id in ["e1", "e2"] {
             let body = format!("{{\"id\":\"{id}\",\n\"x\":1}}");
