@@ -36,6 +36,12 @@ pub enum Command {
     /// Check the configuration `serve` would use.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Apply the PostgreSQL store's migrations (serve also does this at start-up).
+    Migrate {
+        /// postgres://… URL of the store
+        #[arg(long, env = "FAST_SELLER_STORE")]
+        store: String,
+    },
     /// Exit 0 when the server answers 200 on its readiness URL (container healthchecks).
     Healthcheck {
         #[arg(long, default_value = "http://127.0.0.1:8080/readyz")]
@@ -210,6 +216,19 @@ pub fn config_check(args: &ServeArgs) -> Result<String, CommandError> {
         .map_err(fail)?;
     let settings = args.settings.clone().resolve(file).map_err(fail)?;
     Ok(format!("{settings:#?}\nconfiguration OK\n"))
+}
+
+/// `fast-seller migrate`
+pub async fn migrate(url: &str) -> Result<String, CommandError> {
+    let store = crate::store::postgres::PgStore::connect(url, None, 1)
+        .await
+        .map_err(fail)?;
+    let applied = store.migrate().await.map_err(fail)?;
+    Ok(if applied.is_empty() {
+        "the database is up to date\n".to_string()
+    } else {
+        format!("applied: {}\n", applied.join(", "))
+    })
 }
 
 /// `fast-seller healthcheck`

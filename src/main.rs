@@ -18,6 +18,10 @@ fn main() -> ExitCode {
             Ok(text) => print(Ok(text)),
             Err(e) => fail(&e, 2),
         },
+        Command::Migrate { store } => match runtime() {
+            Ok(rt) => print(rt.block_on(cli::migrate(&store))),
+            Err(e) => fail(&e, 1),
+        },
         Command::Healthcheck { url } => match runtime() {
             Ok(rt) => print(rt.block_on(cli::healthcheck(&url))),
             Err(e) => fail(&e, 1),
