@@ -36,6 +36,11 @@ pub enum Command {
     /// Check the configuration `serve` would use.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Replay fixture tapes against a server (an in-process one on a temp dir when no
+    /// --target is given); exit 1 on any difference.
+    Replay(ReplayArgs),
+    /// Play Fast against any seller backend and check the protocol's invariants.
+    Validate(ValidateArgs),
     /// Apply the PostgreSQL store's migrations (serve also does this at start-up).
     Migrate {
         /// postgres://… URL of the store
@@ -98,6 +103,92 @@ pub struct SignArgs {
     /// Token lifetime in seconds for fast-jwt
     #[arg(long, default_value_t = 300)]
     pub ttl: i64,
+}
+
+/// How the tools sign the requests they send (the target's `--auth`).
+#[derive(Debug, clap::Args)]
+pub struct SigningArgs {
+    /// none | hmac (first secret of FAST_SELLER_HMAC_SECRETS) | fast-jwt (--key)
+    #[arg(long, default_value = "none")]
+    pub auth: String,
+    /// Private key (PEM) for fast-jwt
+    #[arg(long)]
+    pub key: Option<PathBuf>,
+    #[arg(long, default_value = "local-1")]
+    pub kid: String,
+    #[arg(
+        long,
+        env = "FAST_SELLER_APP_ID",
+        default_value = "fast-seller-validate"
+    )]
+    pub app_id: String,
+    #[arg(long, default_value = "api.fast.co")]
+    pub issuer: String,
+}
+
+impl SigningArgs {
+    fn signing(&self) -> Result<crate::tapes::Signing, CommandError> {
+        match self.auth.as_str() {
+            "none" => Ok(crate::tapes::Signing::None),
+            "hmac" => {
+                let secrets = std::env::var("FAST_SELLER_HMAC_SECRETS")
+                    .map_err(|_| fail("set FAST_SELLER_HMAC_SECRETS for --auth hmac"))?;
+                crate::tapes::Signing::hmac(&secrets).map_err(fail)
+            }
+            "fast-jwt" => {
+                let key = self
+                    .key
+                    .as_ref()
+                    .ok_or_else(|| fail("--key is required for fast-jwt"))?;
+                crate::tapes::Signing::fast_jwt(key, &self.kid, &self.issuer, &self.app_id)
+                    .map_err(fail)
+            }
+            other => Err(fail(format!(
+                "--auth `{other}`: expected none, hmac or fast-jwt"
+            ))),
+        }
+    }
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ReplayArgs {
+    /// Tape files or directories of tapes
+    #[arg(required = true)]
+    pub paths: Vec<PathBuf>,
+    /// A running server (default: an in-process one per tape)
+    #[arg(long)]
+    pub target: Option<String>,
+    /// Rewrite the tapes with the answers received (after a deliberate change)
+    #[arg(long)]
+    pub update: bool,
+    /// Also write JUnit XML here
+    #[arg(long)]
+    pub junit: Option<PathBuf>,
+    /// The target's forwarded.jsonl (file backend), to compare forwarded events
+    #[arg(long)]
+    pub forwarded: Option<PathBuf>,
+    #[command(flatten)]
+    pub signing: SigningArgs,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ValidateArgs {
+    /// The seller backend to check (its base URL)
+    #[arg(long)]
+    pub target: String,
+    /// A product of the seller's catalog
+    #[arg(long, default_value = "hoodie-01")]
+    pub product_id: String,
+    #[arg(long)]
+    pub variant_id: Option<String>,
+    /// Only these flows (new_user, create_cart, read_cart, update_bill_to,
+    /// update_shipment_contact, update_shipping_option, convert_cart_to_order, delete)
+    #[arg(long = "operation")]
+    pub operations: Vec<String>,
+    #[arg(long)]
+    pub junit: Option<PathBuf>,
+    #[command(flatten)]
+    pub signing: SigningArgs,
 }
 
 #[derive(Debug, Subcommand)]
@@ -216,6 +307,43 @@ pub fn config_check(args: &ServeArgs) -> Result<String, CommandError> {
         .map_err(fail)?;
     let settings = args.settings.clone().resolve(file).map_err(fail)?;
     Ok(format!("{settings:#?}\nconfiguration OK\n"))
+}
+
+/// `fast-seller replay`: the report, and whether it passed.
+pub async fn replay(args: &ReplayArgs) -> Result<(String, bool), CommandError> {
+    let options = crate::tapes::ReplayOptions {
+        update: args.update,
+        junit: args.junit.clone(),
+        signing: args.signing.signing()?,
+        forwarded_file: args.forwarded.clone(),
+        ..crate::tapes::ReplayOptions::default()
+    };
+    let report = crate::tapes::replay(&args.paths, args.target.as_deref(), options)
+        .await
+        .map_err(fail)?;
+    Ok((report.render(), report.passed()))
+}
+
+/// `fast-seller validate`: the report, and whether it passed.
+pub async fn validate(args: &ValidateArgs) -> Result<(String, bool), CommandError> {
+    let operations = args
+        .operations
+        .iter()
+        .map(|o| o.parse().map_err(fail))
+        .collect::<Result<Vec<_>, _>>()?;
+    let options = crate::tapes::ValidateOptions {
+        product_id: args.product_id.clone(),
+        variant_id: args.variant_id.clone(),
+        signing: args.signing.signing()?,
+        app_id: args.signing.app_id.clone(),
+        operations,
+        junit: args.junit.clone(),
+        ..crate::tapes::ValidateOptions::default()
+    };
+    let report = crate::tapes::validate(&args.target, options)
+        .await
+        .map_err(fail)?;
+    Ok((report.render(), report.passed()))
 }
 
 /// `fast-seller migrate`

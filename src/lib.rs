@@ -21,4 +21,5 @@ pub mod service;
 pub mod signing;
 pub mod startup;
 pub mod store;
+pub mod tapes;
 pub mod telemetry;

@@ -18,6 +18,8 @@ fn main() -> ExitCode {
             Ok(text) => print(Ok(text)),
             Err(e) => fail(&e, 2),
         },
+        Command::Replay(args) => report(runtime().map(|rt| rt.block_on(cli::replay(&args)))),
+        Command::Validate(args) => report(runtime().map(|rt| rt.block_on(cli::validate(&args)))),
         Command::Migrate { store } => match runtime() {
             Ok(rt) => print(rt.block_on(cli::migrate(&store))),
             Err(e) => fail(&e, 1),
@@ -73,6 +75,22 @@ fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
+}
+
+/// Prints a tool's report; exit 1 when it found differences.
+fn report(result: std::io::Result<Result<(String, bool), cli::CommandError>>) -> ExitCode {
+    match result {
+        Ok(Ok((text, passed))) => {
+            print!("{text}");
+            if passed {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            }
+        }
+        Ok(Err(e)) => fail(&e, 1),
+        Err(e) => fail(&e, 1),
+    }
 }
 
 fn print(result: Result<String, cli::CommandError>) -> ExitCode {

@@ -14,3 +14,4 @@ mod hostile;
 mod idempotency;
 mod operations;
 mod outbox;
+mod outbox_crash;
