@@ -85,6 +85,8 @@ pub struct Settings {
     pub admin_token: Option<Secret>,
     /// Allow `--auth none` on a non-loopback address.
     pub insecure_allow_public: bool,
+    /// Record every Fast exchange as tapes here.
+    pub record: Option<PathBuf>,
 }
 
 impl Settings {
@@ -115,6 +117,7 @@ impl Settings {
             jwt_issuer: "api.fast.co".into(),
             admin_token: None,
             insecure_allow_public: false,
+            record: None,
         }
     }
 }
@@ -225,6 +228,8 @@ raw_settings! {
         log_format = "FAST_SELLER_LOG_FORMAT",
         /// How long in-flight requests may take to finish on SIGTERM, e.g. "30s" [default: 30s]
         shutdown_timeout = "FAST_SELLER_SHUTDOWN_TIMEOUT",
+        /// Write every Fast exchange as fixture tapes into this directory (secrets scrubbed)
+        record = "FAST_SELLER_RECORD",
         /// URL the webhook backend posts events to
         webhook_url = "FAST_SELLER_WEBHOOK_URL",
         /// NATS server of the nats backend [default: nats://127.0.0.1:4222]
@@ -304,6 +309,10 @@ impl RawSettings {
                     .map_err(|_| "expected an address such as 127.0.0.1:8080".into())
             })?,
             data_dir: raw.data_dir.map(PathBuf::from).unwrap_or(d.data_dir),
+            record: raw
+                .record
+                .filter(|v| !v.trim().is_empty())
+                .map(PathBuf::from),
             store: {
                 let pool_size = value("store_pool_size", raw.store_pool_size, 16, |v| match v
                     .parse::<usize>()

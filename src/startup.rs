@@ -17,6 +17,7 @@ use crate::service::{Service, ServiceSettings};
 use crate::store::postgres::PgStore;
 use crate::store::sled::SledStore;
 use crate::store::{Store, StoreError};
+use crate::tapes::Recorder;
 use actix_web::{web, App, HttpServer};
 use std::net::TcpListener;
 use std::sync::Arc;
@@ -91,6 +92,14 @@ impl Application {
             metrics.clone(),
         ));
         let readiness = Arc::new(Readiness::default());
+        let recorder = match &settings.record {
+            Some(dir) => Some(Arc::new(
+                Recorder::new(dir)
+                    .map_err(|e| StartupError::Server(std::io::Error::other(e)))?
+                    .with_catalog(settings.catalog.as_deref()),
+            )),
+            None => None,
+        };
         let state = web::Data::new(AppState {
             service: service.clone(),
             limits: BodyLimits {
@@ -103,6 +112,7 @@ impl Application {
             clock,
             admin_token: settings.admin_token.clone(),
             metrics: metrics.clone(),
+            recorder,
         });
         let listener =
             TcpListener::bind(settings.listen).map_err(|source| StartupError::Listen {

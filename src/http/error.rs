@@ -100,13 +100,27 @@ impl ApiError {
     }
 }
 
+impl ApiError {
+    /// The status and the exact rpcStatus body of this error (also what tapes record).
+    pub fn status_and_body(&self) -> (StatusCode, Vec<u8>) {
+        let (status, code, message) = self.parts();
+        let body = serde_json::to_vec(&RpcStatus {
+            code,
+            message,
+            details: Vec::new(),
+        })
+        .unwrap_or_default();
+        (status, body)
+    }
+}
+
 impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
         self.parts().0
     }
 
     fn error_response(&self) -> HttpResponse {
-        let (status, code, message) = self.parts();
+        let (status, body) = self.status_and_body();
         if status.is_server_error() {
             // The client gets an opaque message; the log gets the cause chain.
             tracing::error!(error = %self, cause = ?std::error::Error::source(self), "request failed");
@@ -120,10 +134,6 @@ impl ResponseError for ApiError {
         ) {
             resp.insert_header((header::RETRY_AFTER, "1"));
         }
-        resp.json(RpcStatus {
-            code,
-            message,
-            details: Vec::new(),
-        })
+        resp.content_type("application/json").body(body)
     }
 }

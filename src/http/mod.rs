@@ -11,6 +11,7 @@ use crate::config::Secret;
 use crate::metrics::Metrics;
 use crate::service::admin::OutboxAdmin;
 use crate::service::{Caller, Reply, Service, ServiceError, Verb};
+use crate::tapes::Recorder;
 use actix_web::dev::ServiceRequest;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -45,6 +46,8 @@ pub struct AppState {
     /// Bearer token of `/admin/v1`; the admin API is off without one.
     pub admin_token: Option<Secret>,
     pub metrics: Arc<Metrics>,
+    /// Writes every Fast exchange as tapes (`serve --record DIR`).
+    pub recorder: Option<Arc<Recorder>>,
 }
 
 /// Header access for the authenticators.
@@ -149,6 +152,38 @@ async fn fast_call(
     let verb = Verb::parse(&verb).ok_or_else(|| ApiError::NoRoute(req.path().to_string()))?;
     // Size limit first, then authentication over the raw bytes, then parsing.
     let body = body::read_json(&req, payload, state.limits).await?;
+    let result = answer(&req, verb, body.clone(), &state).await;
+    if let Some(recorder) = &state.recorder {
+        let (status, bytes) = match &result {
+            Ok(reply) => (reply.status, reply.body.clone()),
+            Err(e) => {
+                let (status, bytes) = e.status_and_body();
+                (status.as_u16(), bytes)
+            }
+        };
+        let headers: Vec<(String, String)> = req
+            .headers()
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("").to_string()))
+            .collect();
+        let recorder = recorder.clone();
+        let endpoint = endpoint_label(req.path());
+        // A short append under a lock; kept off the async worker thread.
+        let _ = tokio::task::spawn_blocking(move || {
+            recorder.record(endpoint, &headers, &body, status, &bytes)
+        })
+        .await;
+    }
+    Ok(respond(result?))
+}
+
+/// Authenticates and runs one Fast call.
+async fn answer(
+    req: &HttpRequest,
+    verb: Verb,
+    body: web::Bytes,
+    state: &AppState,
+) -> Result<Reply, ApiError> {
     let principal = state
         .auth
         .verify(&Headers(req.headers()), &body, state.clock.as_ref())
@@ -168,7 +203,7 @@ async fn fast_call(
     if reply.replayed {
         Metrics::inc(&state.metrics.replays, &[endpoint_label(req.path())]);
     }
-    Ok(respond(reply))
+    Ok(reply)
 }
 
 fn respond(reply: Reply) -> HttpResponse {
