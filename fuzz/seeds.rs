@@ -284,6 +284,8 @@ fn request_seeds() -> Seeds {
         ("seed-invalid-utf8-in-unknown", b"{\"order\":{\"order_id\":\"F-100\",\"note\":\"\xff\"}}".to_vec()),
         ("seed-nan", br#"{"order":{"order_id":"F-100","items":[{"id":"L-1","quantity":NaN}]}}"#.to_vec()),
         ("seed-single-quotes", br#"{'order':{'order_id':'F-100'}}"#.to_vec()),
+        // serde_json's arbitrary_precision token: this unknown object comes back as 1.5.
+        ("seed-serde-number-token", br#"{"type":"ENTITY_TYPE_ORDER","order":{"order_id":{"value":"F-100"},"note":{"$serde_json::private::Number":"1.5"}}}"#.to_vec()),
         ("seed-empty", Vec::new()),
         ("seed-null", b"null".to_vec()),
         ("seed-array", b"[]".to_vec()),
