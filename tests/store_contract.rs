@@ -711,6 +711,34 @@ async fn claimed_entries_come_back_after_the_lease(h: Harness) {
     assert_eq!(due_ids(&*store, 15_002).await, vec!["l1"]);
 }
 
+async fn orders_page_by_id(h: Harness) {
+    let store = h.open().await;
+    for id in ["o3", "o1", "o2", "o4"] {
+        store
+            .commit(write(
+                order(id, &[&format!("e-{id}")], 1),
+                None,
+                &format!("r-{id}"),
+            ))
+            .await
+            .unwrap();
+    }
+    let ids = |page: Vec<OrderRecord>| page.into_iter().map(|o| o.id).collect::<Vec<_>>();
+    assert_eq!(
+        ids(store.orders_after(None, 2).await.unwrap()),
+        ["o1", "o2"]
+    );
+    assert_eq!(
+        ids(store.orders_after(Some("o2"), 10).await.unwrap()),
+        ["o3", "o4"]
+    );
+    assert!(store.orders_after(Some("o4"), 10).await.unwrap().is_empty());
+    assert_eq!(
+        store.orders_after(Some("o0"), 1).await.unwrap(),
+        vec![order("o1", &["e-o1"], 1)]
+    );
+}
+
 /// Every test of the contract, run once per store.
 macro_rules! contract {
     ($($name:ident),* $(,)?) => {
@@ -746,6 +774,7 @@ contract!(
     dead_letters_block_their_order_until_requeued,
     attempt_log_keeps_every_field,
     claimed_entries_come_back_after_the_lease,
+    orders_page_by_id,
 );
 
 // ---- PostgreSQL only ----

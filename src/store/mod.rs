@@ -159,6 +159,13 @@ pub trait Store: Send + Sync + 'static {
         &self,
         external_id: &str,
     ) -> Result<Option<OrderRecord>, StoreError>;
+    /// Orders with an id above `after` (all when `None`), by id, at most `limit`: the
+    /// merchant's order listing and store-to-store copies page through this.
+    async fn orders_after(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<OrderRecord>, StoreError>;
     async fn get_idempotency(
         &self,
         key: &IdempotencyKey,

@@ -484,6 +484,8 @@ fn parse_state(s: &str, id: &str) -> Result<OutboxState, StoreError> {
 
 const ORDER_BY_ID: &str =
     "SELECT o.id, o.version, o.external_ids, o.body FROM orders o WHERE o.id = $1";
+const ORDERS_AFTER: &str = "SELECT o.id, o.version, o.external_ids, o.body FROM orders o \
+     WHERE $1::text IS NULL OR o.id > $1 ORDER BY o.id LIMIT $2";
 const ORDER_BY_EXTERNAL_ID: &str = "SELECT o.id, o.version, o.external_ids, o.body \
      FROM order_external_ids e JOIN orders o ON o.id = e.order_id WHERE e.external_id = $1";
 
@@ -995,6 +997,24 @@ impl Store for PgStore {
                 .await?
                 .map(|row| order_from_row(&row))
                 .transpose()
+        })
+    }
+
+    async fn orders_after(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<OrderRecord>, StoreError> {
+        let after = after.filter(|a| !a.contains('\0'));
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        retrying!(self, "orders_after", |client| async {
+            let stmt = client.prepare_cached(ORDERS_AFTER).await?;
+            client
+                .query(&stmt, &[&after, &limit])
+                .await?
+                .iter()
+                .map(order_from_row)
+                .collect()
         })
     }
 

@@ -18,6 +18,7 @@
 //! Every commit is one multi-tree transaction, made durable by a group-commit flusher
 //! thread that serves all queued commits with one `Db::flush`.
 
+use std::ops::Bound;
 use std::path::Path;
 use std::sync::{mpsc, Arc};
 use std::thread::JoinHandle;
@@ -224,6 +225,26 @@ impl Trees {
                 "points to a missing order",
             )),
         }
+    }
+
+    fn orders_after(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<OrderRecord>, StoreError> {
+        let range = match after {
+            Some(a) => self
+                .orders
+                .range::<&[u8], _>((Bound::Excluded(a.as_bytes()), Bound::Unbounded)),
+            None => self.orders.iter(),
+        };
+        range
+            .take(limit)
+            .map(|kv| {
+                let (k, v) = kv.map_err(io_error)?;
+                decode(ORDERS, &k, &v)
+            })
+            .collect()
     }
 
     fn get_idempotency(
@@ -571,6 +592,16 @@ impl Store for SledStore {
     ) -> Result<Option<OrderRecord>, StoreError> {
         let ext = external_id.to_owned();
         self.with_trees(move |t| t.find_order_by_external_id(&ext))
+            .await
+    }
+
+    async fn orders_after(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<OrderRecord>, StoreError> {
+        let after = after.map(str::to_owned);
+        self.with_trees(move |t| t.orders_after(after.as_deref(), limit))
             .await
     }
 
