@@ -10,6 +10,17 @@ use std::time::Duration;
 
 /// Never keep idempotency records for less than this (contract §5).
 pub const MIN_RETENTION: Duration = Duration::from_secs(24 * 3600);
+/// Fast's production order-management API.
+pub const DEFAULT_FAST_API_URL: &str = "https://api.fast.co/v1";
+
+/// An http(s) URL setting.
+fn http_url(v: &str) -> Result<String, String> {
+    if v.starts_with("http://") || v.starts_with("https://") {
+        Ok(v.to_string())
+    } else {
+        Err("expected an http:// or https:// URL".into())
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -83,6 +94,10 @@ pub struct Settings {
     pub jwt_issuer: String,
     /// Bearer token of the admin API.
     pub admin_token: Option<Secret>,
+    /// Base URL of Fast's order-management API (seller → Fast calls).
+    pub fast_api_url: String,
+    /// `X-Fast-App-Auth` token of those calls; without it they wait in the outbox.
+    pub fast_api_token: Option<Secret>,
     /// Allow `--auth none` on a non-loopback address.
     pub insecure_allow_public: bool,
     /// Record every Fast exchange as tapes here.
@@ -116,6 +131,8 @@ impl Settings {
             app_id: None,
             jwt_issuer: "api.fast.co".into(),
             admin_token: None,
+            fast_api_url: DEFAULT_FAST_API_URL.into(),
+            fast_api_token: None,
             insecure_allow_public: false,
             record: None,
         }
@@ -242,6 +259,8 @@ raw_settings! {
         jwks = "FAST_SELLER_JWKS",
         /// Your Fast app id (the JWT audience), for --auth fast-jwt
         app_id = "FAST_SELLER_APP_ID",
+        /// Base URL of Fast's order-management API [default: https://api.fast.co/v1]
+        fast_api_url = "FAST_SELLER_FAST_API_URL",
         /// Expected JWT issuer [default: api.fast.co]
         jwt_issuer = "FAST_SELLER_JWT_ISSUER",
         /// Accepted clock difference of HMAC-signed calls, e.g. "5m" [default: 5m]
@@ -398,13 +417,7 @@ impl RawSettings {
                 duration,
             )?,
             outbox,
-            webhook_url: optional("webhook_url", raw.webhook_url, |v| {
-                if v.starts_with("http://") || v.starts_with("https://") {
-                    Ok(v.to_string())
-                } else {
-                    Err("expected an http:// or https:// URL".into())
-                }
-            })?,
+            webhook_url: optional("webhook_url", raw.webhook_url, http_url)?,
             webhook_secret: optional("webhook_secret", raw.webhook_secret, |v| {
                 WebhookSecret::parse(v).map_err(|e| e.to_string())
             })?,
@@ -434,6 +447,12 @@ impl RawSettings {
                     return Err("must be at least 16 characters".into());
                 }
                 Ok(Secret::new(v))
+            })?,
+            fast_api_url: value("fast_api_url", raw.fast_api_url, d.fast_api_url, |v| {
+                http_url(v).map(|u| u.trim_end_matches('/').to_string())
+            })?,
+            fast_api_token: optional("fast_api_token", raw.fast_api_token, |v| {
+                Ok(Secret::new(v.trim()))
             })?,
             insecure_allow_public: value(
                 "insecure_allow_public",

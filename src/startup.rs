@@ -3,6 +3,7 @@
 //! Tests build exactly this.
 
 use crate::auth::Authenticator;
+use crate::backend::fast::{FastClient, Router};
 use crate::backend::file::FileBackend;
 use crate::backend::webhook::WebhookBackend;
 use crate::backend::CommerceBackend;
@@ -81,6 +82,20 @@ impl Application {
             metrics.clone(),
         ));
         let backend = build_backend(&settings, clock.clone()).await?;
+        let fast = FastClient::new(
+            &settings.fast_api_url,
+            settings.app_id.clone(),
+            settings.fast_api_token.clone(),
+            settings.outbox.attempt_timeout,
+        )
+        .map_err(StartupError::Backend)?;
+        if settings.admin_token.is_some() && settings.fast_api_token.is_none() {
+            tracing::warn!(
+                "FAST_SELLER_FAST_API_TOKEN is not set: cancels, refunds and business events \
+                 from /admin/v1/orders wait in the outbox until it is"
+            );
+        }
+        let backend: Arc<dyn CommerceBackend> = Arc::new(Router::new(backend, fast));
         let auth = Arc::new(build_authenticator(&settings)?);
         tracing::info!(auth = auth.scheme(), backend = backend.name(), "configured");
         let outbox = Arc::new(Outbox::new(

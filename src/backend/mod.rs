@@ -1,6 +1,7 @@
 //! The merchant's commerce system, behind one trait: converted orders and their later
 //! changes are handed to it by the outbox worker, one event at a time, in order per order.
 
+pub mod fast;
 pub mod file;
 #[cfg(feature = "nats")]
 pub mod nats;

@@ -97,7 +97,7 @@ impl CommerceBackend for WebhookBackend {
     }
 }
 
-fn describe(e: &reqwest::Error) -> &'static str {
+pub(super) fn describe(e: &reqwest::Error) -> &'static str {
     if e.is_timeout() {
         "timed out"
     } else if e.is_connect() {
