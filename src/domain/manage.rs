@@ -17,8 +17,8 @@
 //!
 //! 1. load `(order, ledger)` (a missing ledger is `Ledger::default()`);
 //! 2. [`check_version`]`(&ledger, if_match)` — `if_match` from an `If-Match` header or a
-//!    `version` field; `None` skips the check. Map [`ManageError::VersionMismatch`] to 412
-//!    (or 409) and return `current`;
+//!    `version` field; `None` skips the check. Map [`ManageError::VersionMismatch`] to 409
+//!    and return `current`;
 //! 3. call the action:
 //!    - [`cancel`]`(&order, &ledger, &CancelRequest, now_ms)` →
 //!      `(order, ledger, CancelOutcome)`;
@@ -109,8 +109,8 @@ pub use codes::{
     SeedCancelCode,
 };
 pub use fast::{
-    fast_refund_body, BusinessEventBody, CancelOrderBody, FulfillmentEvent, RefundOrderBody,
-    RefundOrderLine, ShippingInfo, WireLine,
+    fast_refund_body, BusinessEventBody, CancelOrderBody, FastCall, FulfillmentEvent,
+    RefundOrderBody, RefundOrderLine, ShippingInfo, WireLine,
 };
 pub use fulfil::{capture, fulfil, FulfilOutcome, FulfilRequest, Fulfilment};
 pub use refund::{
@@ -268,6 +268,11 @@ pub struct Ledger {
 }
 
 impl Ledger {
+    /// Whether order management never touched the order.
+    pub fn is_untouched(&self) -> bool {
+        self == &Ledger::default()
+    }
+
     pub fn line(&self, id: &Id) -> Option<&LineLedger> {
         self.lines.iter().find(|l| &l.line_id == id)
     }
@@ -380,12 +385,12 @@ pub enum ManageError {
 
 impl ManageError {
     /// The HTTP status the service should answer with: 400 malformed input, 409 a conflict
-    /// with the order's state, 412 a stale `If-Match`, 422 well-formed but not possible.
+    /// with the order's state (a stale `If-Match` too), 422 well-formed but not possible.
     pub fn http_status(&self) -> u16 {
         use ManageError::*;
         match self {
-            VersionMismatch { .. } => 412,
-            StatusForbids { .. }
+            VersionMismatch { .. }
+            | StatusForbids { .. }
             | AlreadyCaptured { .. }
             | LedgerOutOfSync { .. }
             | RefundMismatch { .. }

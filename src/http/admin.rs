@@ -2,8 +2,12 @@
 //! <FAST_SELLER_ADMIN_TOKEN>` (off when no token is configured).
 
 use super::error::ApiError;
+use super::respond;
 use super::AppState;
+use crate::protocol::OrderStatus;
 use crate::service::admin::{parse_state, MAX_LIST};
+use crate::service::orders::{OrderCall, OrderFilter};
+use crate::service::ServiceError;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
@@ -12,7 +16,17 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/outbox", web::get().to(list))
         .route("/outbox/retry-dead", web::post().to(retry_dead))
         .route("/outbox/{id}", web::get().to(show))
-        .route("/outbox/{id}/retry", web::post().to(retry));
+        .route("/outbox/{id}/retry", web::post().to(retry))
+        .route("/orders", web::get().to(list_orders))
+        .route("/orders/{id}", web::get().to(show_order))
+        .route("/orders/{id}/cancel", web::post().to(cancel_order))
+        .route(
+            "/orders/{id}/refunds/calculate",
+            web::post().to(refund_calculate),
+        )
+        .route("/orders/{id}/refunds", web::post().to(refund_order))
+        .route("/orders/{id}/fulfillments", web::post().to(fulfil_order))
+        .route("/orders/{id}/capture", web::post().to(capture_order));
 }
 
 /// Checks the bearer token in constant time (comparing digests).
@@ -85,4 +99,199 @@ async fn retry_dead(
     authorize(&req, &state)?;
     let requeued = state.outbox.retry_all_dead().await?;
     Ok(HttpResponse::Ok().json(serde_json::json!({ "requeued": requeued })))
+}
+
+#[derive(Deserialize)]
+struct OrdersQuery {
+    status: Option<String>,
+    /// RFC 3339 time or YYYY-MM-DD (inclusive).
+    created_from: Option<String>,
+    /// RFC 3339 time or YYYY-MM-DD (exclusive).
+    created_to: Option<String>,
+    q: Option<String>,
+    cursor: Option<String>,
+    limit: Option<usize>,
+}
+
+/// `ORDER_STATUS_BOOKED`, `booked` or its number.
+fn parse_status(text: &str) -> Result<OrderStatus, ServiceError> {
+    let upper = text.trim().to_ascii_uppercase();
+    OrderStatus::from_name(&upper)
+        .or_else(|| OrderStatus::from_name(&format!("ORDER_STATUS_{upper}")))
+        .or_else(|| upper.parse().ok().and_then(OrderStatus::from_number))
+        .ok_or_else(|| ServiceError::BadRequest(format!("status: `{text}` is not an order status")))
+}
+
+/// Milliseconds since the epoch of an RFC 3339 time or a date (midnight UTC).
+fn parse_time(field: &str, text: &str) -> Result<u64, ServiceError> {
+    let text = text.trim();
+    let full = if text.len() == 10 {
+        format!("{text}T00:00:00Z")
+    } else {
+        text.to_string()
+    };
+    humantime::parse_rfc3339_weak(&full)
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .and_then(|d| u64::try_from(d.as_millis()).ok())
+        .ok_or_else(|| {
+            ServiceError::BadRequest(format!(
+                "{field}: `{text}` is not an RFC 3339 time or a date YYYY-MM-DD"
+            ))
+        })
+}
+
+async fn list_orders(
+    req: HttpRequest,
+    query: web::Query<OrdersQuery>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    authorize(&req, &state)?;
+    let status = query.status.as_deref().map(parse_status).transpose()?;
+    let filter = OrderFilter {
+        status,
+        created_from_ms: query
+            .created_from
+            .as_deref()
+            .map(|t| parse_time("created_from", t))
+            .transpose()?,
+        created_to_ms: query
+            .created_to
+            .as_deref()
+            .map(|t| parse_time("created_to", t))
+            .transpose()?,
+        text: query.q.clone().filter(|q| !q.trim().is_empty()),
+        cursor: query.cursor.clone().filter(|c| !c.is_empty()),
+        limit: query.limit.unwrap_or(50),
+    };
+    Ok(HttpResponse::Ok().json(state.service.list_orders(&filter).await?))
+}
+
+fn json(body: Vec<u8>) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("application/json")
+        .body(body)
+}
+
+async fn show_order(
+    req: HttpRequest,
+    id: web::Path<String>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    authorize(&req, &state)?;
+    Ok(json(state.service.show_order(&id).await?))
+}
+
+/// `If-Match: 3`, `"3"` or `W/"3"`: the order version the merchant last saw.
+fn if_match(req: &HttpRequest) -> Result<Option<u64>, ServiceError> {
+    let Some(value) = req.headers().get("if-match") else {
+        return Ok(None);
+    };
+    let text = value.to_str().unwrap_or("").trim();
+    let bare = text.strip_prefix("W/").unwrap_or(text).trim_matches('"');
+    bare.parse::<u64>().map(Some).map_err(|_| {
+        ServiceError::BadRequest(format!(
+            "If-Match: `{text}` is not an order version (a number, as in the order's `version`)"
+        ))
+    })
+}
+
+/// The parts of a merchant action the HTTP request carries.
+struct ActionRequest {
+    order: String,
+    if_match: Option<u64>,
+    idempotency_key: Option<String>,
+    body: web::Bytes,
+}
+
+impl ActionRequest {
+    async fn read(
+        req: &HttpRequest,
+        id: String,
+        payload: web::Payload,
+        state: &AppState,
+    ) -> Result<ActionRequest, ApiError> {
+        authorize(req, state)?;
+        let idempotency_key = req
+            .headers()
+            .get("idempotency-key")
+            .map(|v| {
+                v.to_str().map(str::to_owned).map_err(|_| {
+                    ServiceError::BadRequest("Idempotency-Key: must be visible ASCII".into())
+                })
+            })
+            .transpose()?;
+        let if_match = if_match(req)?;
+        let body = if req.headers().contains_key("content-type") {
+            super::body::read_json(req, payload, state.limits).await?
+        } else {
+            web::Bytes::new()
+        };
+        Ok(ActionRequest {
+            order: id,
+            if_match,
+            idempotency_key,
+            body,
+        })
+    }
+
+    fn call(&self) -> OrderCall<'_> {
+        OrderCall {
+            order: &self.order,
+            if_match: self.if_match,
+            idempotency_key: self.idempotency_key.as_deref(),
+            default_source: "admin-api",
+            body: &self.body,
+        }
+    }
+}
+
+async fn refund_calculate(
+    req: HttpRequest,
+    id: web::Path<String>,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let action = ActionRequest::read(&req, id.into_inner(), payload, &state).await?;
+    Ok(json(state.service.refund_calculate(action.call()).await?))
+}
+
+async fn cancel_order(
+    req: HttpRequest,
+    id: web::Path<String>,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let action = ActionRequest::read(&req, id.into_inner(), payload, &state).await?;
+    Ok(respond(state.service.cancel_order(action.call()).await?))
+}
+
+async fn refund_order(
+    req: HttpRequest,
+    id: web::Path<String>,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let action = ActionRequest::read(&req, id.into_inner(), payload, &state).await?;
+    Ok(respond(state.service.refund_order(action.call()).await?))
+}
+
+async fn fulfil_order(
+    req: HttpRequest,
+    id: web::Path<String>,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let action = ActionRequest::read(&req, id.into_inner(), payload, &state).await?;
+    Ok(respond(state.service.fulfil_order(action.call()).await?))
+}
+
+async fn capture_order(
+    req: HttpRequest,
+    id: web::Path<String>,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let action = ActionRequest::read(&req, id.into_inner(), payload, &state).await?;
+    Ok(respond(state.service.capture_order(action.call()).await?))
 }

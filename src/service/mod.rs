@@ -5,10 +5,12 @@
 pub mod admin;
 mod fingerprint;
 mod keyed_lock;
+pub mod orders;
 
 pub use keyed_lock::{KeyGuard, KeyedLocks};
 
 use crate::clock::Clock;
+use crate::domain::manage::Ledger;
 use crate::domain::{self, Catalog, DomainError, IdSource};
 use crate::metrics::Metrics;
 use crate::protocol::{
@@ -162,6 +164,9 @@ struct StoredOrder {
     /// Sequence number of the last outbox event of this order.
     #[serde(default)]
     events: u64,
+    /// What merchant order management did to it (`orders`); empty until then.
+    #[serde(default, skip_serializing_if = "Ledger::is_untouched")]
+    ledger: Ledger,
 }
 
 /// An outbox event as the commerce backend receives it (contract §7).
@@ -176,6 +181,9 @@ struct OutboxEvent<'a> {
     sequence: u64,
     occurred_at: String,
     order: &'a FastOrder,
+    /// The merchant action's record (cancellation, refund, fulfilment), for its events.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    detail: Option<&'a serde_json::Value>,
 }
 
 /// A loaded order with the version it was read at.
@@ -365,6 +373,7 @@ impl Service {
                 created_at_ms: now,
                 updated_at_ms: now,
                 events: 0,
+                ledger: Ledger::default(),
             };
             let body = order_response(request_id, &stored.order, None)?;
             let write = OrderWrite {
@@ -543,14 +552,19 @@ impl Service {
         };
         let value: serde_json::Value = parse(body)?;
         let fingerprint = fingerprint::fingerprint(endpoint, &value);
+        self.begin_stamp(Stamp { key, fingerprint }).await
+    }
+
+    /// Waits for the key's slot, then replays, refuses a different body, or goes ahead.
+    async fn begin_stamp(&self, stamp: Stamp) -> Result<Begin, ServiceError> {
         let slot = self
             .in_flight
-            .acquire(&key, self.settings.in_flight_wait)
+            .acquire(&stamp.key, self.settings.in_flight_wait)
             .await
-            .ok_or_else(|| ServiceError::InFlight(key.request_id.clone()))?;
-        if let Some(record) = self.store.get_idempotency(&key).await? {
-            if record.fingerprint != fingerprint {
-                return Err(ServiceError::RequestIdReused(key.request_id));
+            .ok_or_else(|| ServiceError::InFlight(stamp.key.request_id.clone()))?;
+        if let Some(record) = self.store.get_idempotency(&stamp.key).await? {
+            if record.fingerprint != stamp.fingerprint {
+                return Err(ServiceError::RequestIdReused(stamp.key.request_id));
             }
             return Ok(Begin::Replay(Reply {
                 status: record.status,
@@ -558,7 +572,7 @@ impl Service {
                 replayed: true,
             }));
         }
-        Ok(Begin::Run(Some(Stamp { key, fingerprint }), Some(slot)))
+        Ok(Begin::Run(Some(stamp), Some(slot)))
     }
 
     /// When another instance recorded the same request_id first, its answer is the answer.
@@ -663,11 +677,18 @@ impl Service {
             created_at_ms: loaded.stored.created_at_ms,
             updated_at_ms: now,
             events: loaded.stored.events,
+            ledger: loaded.stored.ledger.clone(),
         };
         let mut outbox = Vec::new();
         if let Some(event_type) = domain::event_for(&loaded.stored.order, &stored.order) {
             stored.events += 1;
-            outbox.push(outbox_entry(&stored, &loaded.record.id, event_type, now)?);
+            outbox.push(outbox_entry(
+                &stored,
+                &loaded.record.id,
+                event_type,
+                now,
+                None,
+            )?);
         }
         let version = loaded.record.version;
         Ok(Commit {
@@ -717,6 +738,7 @@ fn outbox_entry(
     order_id: &str,
     event_type: &'static str,
     now_ms: u64,
+    detail: Option<&serde_json::Value>,
 ) -> Result<OutboxEntry, ServiceError> {
     let id = uuid::Uuid::now_v7().to_string();
     let occurred_at = humantime::format_rfc3339_millis(UNIX_EPOCH + Duration::from_millis(now_ms));
@@ -728,6 +750,7 @@ fn outbox_entry(
         sequence: stored.events,
         occurred_at: occurred_at.to_string(),
         order: &stored.order,
+        detail,
     })?;
     Ok(OutboxEntry {
         id,

@@ -13,5 +13,6 @@ mod crash;
 mod hostile;
 mod idempotency;
 mod operations;
+mod orders;
 mod outbox;
 mod outbox_crash;

@@ -28,7 +28,7 @@ pub struct CancelRequest {
     pub sub_reason: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
-    #[serde(default)]
+    #[serde(default, flatten)]
     pub actor: Actor,
 }
 

@@ -24,7 +24,7 @@ pub struct FulfilRequest {
     /// `YYYY-MM-DD`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub estimated_delivery_date: Option<String>,
-    #[serde(default)]
+    #[serde(default, flatten)]
     pub actor: Actor,
 }
 

@@ -56,7 +56,7 @@ pub struct RefundRequest {
     /// refund id.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub external_refund_id: Option<String>,
-    #[serde(default)]
+    #[serde(default, flatten)]
     pub actor: Actor,
 }
 

@@ -1425,7 +1425,7 @@ fn version_checks_and_every_action_bumps_it() {
         err.to_string(),
         "version 3 is stale: the order is at version 4"
     );
-    assert_eq!(err.http_status(), 412);
+    assert_eq!(err.http_status(), 409);
 }
 
 #[test]

@@ -1,0 +1,535 @@
+//! Merchant order management, shared by `/admin/v1/orders…` and `fast-seller orders …`:
+//! list and show orders, cancel, refund (calculate, then create), fulfil and capture.
+//!
+//! Every action runs like one of Fast's mutations: under the order's lock, at most once per
+//! `Idempotency-Key`, and committed in one durable store commit that holds the new order
+//! snapshot, its management ledger, the idempotency record, the Fast call
+//! (`fast.cancel`, `fast.refund`, `fast.business_event`: the outbox's Fast client sends
+//! them) and the event for the commerce backend (`order.canceled`, `order.refunded`,
+//! `order.fulfilled`). The order's store version is the version the merchant sees: every
+//! change bumps it (Fast's updates too), and an `If-Match` that is not the current version is
+//! refused with 409 before anything is computed.
+
+use super::{
+    encode, fingerprint, outbox_entry, parse, retry_on_conflict, to_record, Begin, Loaded, Reply,
+    Service, ServiceError, Stamp, StoredOrder,
+};
+use crate::domain::manage::{
+    self, Actor, BusinessEventBody, CancelRequest, FastCall, FulfilRequest, Ledger, ManageError,
+    RefundCalculation, RefundRequest,
+};
+use crate::metrics::Metrics;
+use crate::protocol::{FastOrder, Id, Money, OrderLookup, OrderStatus};
+use crate::store::{Commit, IdempotencyKey, OrderWrite, OutboxEntry};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::time::{Duration, UNIX_EPOCH};
+
+/// Idempotency keys of the merchant API live in their own scope: Fast's app ids never
+/// contain a NUL, so they cannot collide with Fast's request ids.
+const ADMIN_SCOPE: &str = "\0admin";
+/// Most orders one page lists.
+pub const MAX_PAGE: usize = 500;
+/// Most stored orders one listing call looks at (the page then ends early, with a cursor).
+const SCAN_BUDGET: usize = 5_000;
+const SCAN_BATCH: usize = 200;
+
+impl From<ManageError> for ServiceError {
+    fn from(e: ManageError) -> Self {
+        let message = e.to_string();
+        match e.http_status() {
+            400 => ServiceError::BadRequest(message),
+            409 => ServiceError::Conflict(message),
+            _ => ServiceError::Unprocessable(message),
+        }
+    }
+}
+
+/// Which orders a listing returns.
+#[derive(Debug, Clone, Default)]
+pub struct OrderFilter {
+    pub status: Option<OrderStatus>,
+    /// Created at or after (ms since the epoch).
+    pub created_from_ms: Option<u64>,
+    /// Created before (ms since the epoch).
+    pub created_to_ms: Option<u64>,
+    /// Case-insensitive text in the email, the seller id or the Fast id.
+    pub text: Option<String>,
+    /// The `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+    pub limit: usize,
+}
+
+/// One order in a listing.
+#[derive(Debug, Serialize)]
+pub struct OrderSummary {
+    pub id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub external_id: Option<String>,
+    pub status: OrderStatus,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub currency_code: Option<String>,
+    pub total_amount: Money,
+    pub version: u64,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct OrderPage {
+    pub orders: Vec<OrderSummary>,
+    /// Pass as `cursor` for the next page; absent on the last one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
+}
+
+/// An order as the merchant sees it: the snapshot, its version and its management ledger
+/// (quantities per line, cancellations, refunds, fulfilments, capture and the audit log).
+#[derive(Debug, Serialize)]
+struct OrderView<'a> {
+    id: &'a str,
+    version: u64,
+    status: OrderStatus,
+    created_at: String,
+    updated_at: String,
+    order: &'a FastOrder,
+    management: &'a Ledger,
+}
+
+/// The answer to an action: the updated order plus the action's own record.
+#[derive(Serialize)]
+struct ActionAnswer<'a> {
+    #[serde(flatten)]
+    view: OrderView<'a>,
+    result: Value,
+}
+
+/// A merchant action on one order, as the HTTP layer or the CLI hands it over.
+#[derive(Debug, Clone, Copy)]
+pub struct OrderCall<'a> {
+    /// Fast order id or seller id.
+    pub order: &'a str,
+    /// The version the merchant last saw (`If-Match`).
+    pub if_match: Option<u64>,
+    pub idempotency_key: Option<&'a str>,
+    /// Who acts, when the body does not say (`admin-api`, `cli`).
+    pub default_source: &'a str,
+    pub body: &'a [u8],
+}
+
+/// The create step of a refund: the request, plus what the merchant saw in the calculate
+/// step (the whole calculation, or just its total).
+#[derive(Debug, Deserialize)]
+struct RefundCreateBody {
+    #[serde(flatten)]
+    request: RefundRequest,
+    #[serde(default)]
+    calculation: Option<RefundCalculation>,
+    #[serde(default)]
+    amount: Option<Money>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct CaptureBody {
+    #[serde(flatten)]
+    actor: Actor,
+}
+
+/// What a domain action produced, ready to commit.
+struct Applied {
+    order: FastOrder,
+    ledger: Ledger,
+    /// Fast's call, if the action makes one.
+    fast: Option<(FastCall, Vec<u8>)>,
+    /// The commerce backend's event type.
+    event: Option<&'static str>,
+    /// The action's record, for the answer and the backend event.
+    result: Value,
+}
+
+fn rfc3339(ms: u64) -> String {
+    humantime::format_rfc3339_millis(UNIX_EPOCH + Duration::from_millis(ms)).to_string()
+}
+
+fn status_of(order: &FastOrder) -> OrderStatus {
+    match order.status {
+        None | Some(OrderStatus::Unspecified) => OrderStatus::Cart,
+        Some(s) => s,
+    }
+}
+
+fn email_of(order: &FastOrder) -> Option<String> {
+    order
+        .bill_to
+        .extra
+        .get("email")
+        .or_else(|| order.extra.get("email"))
+        .and_then(Value::as_str)
+        .map(str::to_owned)
+}
+
+fn to_value<T: Serialize>(value: &T) -> Result<Value, ServiceError> {
+    serde_json::to_value(value).map_err(|e| ServiceError::Internal(format!("encoding: {e}")))
+}
+
+/// Fills the actor's source when the caller did not name one.
+fn with_source(actor: &mut Actor, default_source: &str) {
+    if actor.source.as_deref().is_none_or(|s| s.trim().is_empty()) {
+        actor.source = Some(default_source.to_string());
+    }
+}
+
+impl Loaded {
+    fn view(&self) -> OrderView<'_> {
+        OrderView {
+            id: &self.record.id,
+            version: self.record.version,
+            status: status_of(&self.stored.order),
+            created_at: rfc3339(self.stored.created_at_ms),
+            updated_at: rfc3339(self.stored.updated_at_ms),
+            order: &self.stored.order,
+            management: &self.stored.ledger,
+        }
+    }
+
+    /// The ledger as the domain works on it: its version is the order's store version, so
+    /// the domain's bump yields the version the commit writes.
+    fn ledger(&self) -> Ledger {
+        Ledger {
+            version: self.record.version,
+            ..self.stored.ledger.clone()
+        }
+    }
+
+    fn summary(&self) -> OrderSummary {
+        let order = &self.stored.order;
+        OrderSummary {
+            id: self.record.id.clone(),
+            external_id: order.external_id.clone(),
+            status: status_of(order),
+            email: email_of(order),
+            currency_code: order.currency_code.clone(),
+            total_amount: order.total_amount.unwrap_or_default(),
+            version: self.record.version,
+            created_at: rfc3339(self.stored.created_at_ms),
+            updated_at: rfc3339(self.stored.updated_at_ms),
+        }
+    }
+
+    fn matches(&self, filter: &OrderFilter) -> bool {
+        let order = &self.stored.order;
+        let created = self.stored.created_at_ms;
+        if filter.status.is_some_and(|s| s != status_of(order))
+            || filter.created_from_ms.is_some_and(|from| created < from)
+            || filter.created_to_ms.is_some_and(|to| created >= to)
+        {
+            return false;
+        }
+        let Some(text) = filter.text.as_deref().map(str::to_lowercase) else {
+            return true;
+        };
+        let mut fields = [
+            email_of(order),
+            order.external_id.clone(),
+            Some(self.record.id.clone()),
+        ]
+        .into_iter()
+        .flatten();
+        fields.any(|f| f.to_lowercase().contains(&text))
+    }
+}
+
+impl Service {
+    /// Orders matching `filter`, by Fast id, a page at a time.
+    pub async fn list_orders(&self, filter: &OrderFilter) -> Result<OrderPage, ServiceError> {
+        let limit = filter.limit.clamp(1, MAX_PAGE);
+        let mut cursor = filter.cursor.clone();
+        let mut orders = Vec::new();
+        let mut scanned = 0;
+        loop {
+            let batch = self
+                .store
+                .orders_after(cursor.as_deref(), SCAN_BATCH)
+                .await?;
+            let exhausted = batch.len() < SCAN_BATCH;
+            for record in batch {
+                scanned += 1;
+                cursor = Some(record.id.clone());
+                let loaded = super::decode(record)?;
+                if loaded.matches(filter) {
+                    orders.push(loaded.summary());
+                    if orders.len() == limit {
+                        return Ok(OrderPage {
+                            orders,
+                            next_cursor: cursor,
+                        });
+                    }
+                }
+            }
+            if exhausted {
+                return Ok(OrderPage {
+                    orders,
+                    next_cursor: None,
+                });
+            }
+            if scanned >= SCAN_BUDGET {
+                return Ok(OrderPage {
+                    orders,
+                    next_cursor: cursor,
+                });
+            }
+        }
+    }
+
+    /// One order with its management state and history.
+    pub async fn show_order(&self, order: &str) -> Result<Vec<u8>, ServiceError> {
+        let loaded = self.find(&admin_lookup(order)).await?;
+        encode(&loaded.view())
+    }
+
+    /// A refund's amounts, per line and for shipping, without recording anything.
+    pub async fn refund_calculate(&self, call: OrderCall<'_>) -> Result<Vec<u8>, ServiceError> {
+        let req: RefundRequest = parse(call.body)?;
+        let loaded = self.find(&admin_lookup(call.order)).await?;
+        manage::check_version(&loaded.ledger(), call.if_match)?;
+        let calculation = manage::refund_calculate(&loaded.stored.order, &loaded.ledger(), &req)?;
+        encode(&serde_json::json!({
+            "order_id": loaded.record.id,
+            "version": loaded.record.version,
+            "calculation": calculation,
+        }))
+    }
+
+    pub async fn cancel_order(&self, call: OrderCall<'_>) -> Result<Reply, ServiceError> {
+        let mut req: CancelRequest = parse(call.body)?;
+        with_source(&mut req.actor, call.default_source);
+        self.act("cancel", call, |order, ledger, now| {
+            let (order, ledger, outcome) = manage::cancel(order, ledger, &req, now)?;
+            let fast = outcome
+                .fast_cancel
+                .as_ref()
+                .map(|body| encode(body).map(|b| (FastCall::Cancel, b)))
+                .transpose()?;
+            Ok(Applied {
+                order,
+                ledger,
+                fast,
+                event: Some("order.canceled"),
+                result: to_value(&outcome)?,
+            })
+        })
+        .await
+    }
+
+    pub async fn refund_order(&self, call: OrderCall<'_>) -> Result<Reply, ServiceError> {
+        let mut req: RefundCreateBody = parse(call.body)?;
+        with_source(&mut req.request.actor, call.default_source);
+        if req.calculation.is_none() && req.amount.is_none() {
+            return Err(ServiceError::BadRequest(
+                "give `calculation` (as answered by refunds/calculate) or its total `amount`: \
+                 a refund is created only as calculated"
+                    .into(),
+            ));
+        }
+        self.act("refund", call, |order, ledger, now| {
+            let expected = match (&req.calculation, req.amount) {
+                (Some(calc), _) => calc.clone(),
+                (None, amount) => {
+                    let calc = manage::refund_calculate(order, ledger, &req.request)?;
+                    let total = calc.totals.total;
+                    if amount != Some(total) {
+                        return Err(ManageError::RefundMismatch {
+                            field: "amount".into(),
+                            expected: amount.unwrap_or_default().to_string(),
+                            actual: total.to_string(),
+                        }
+                        .into());
+                    }
+                    calc
+                }
+            };
+            let refund_id = uuid::Uuid::now_v7().to_string();
+            let (order, ledger, refund) =
+                manage::refund_create(order, ledger, &req.request, &expected, &refund_id, now)?;
+            let body = encode(&manage::fast_refund_body(&order, &refund)?)?;
+            Ok(Applied {
+                order,
+                ledger,
+                fast: Some((FastCall::Refund, body)),
+                event: Some("order.refunded"),
+                result: to_value(&refund)?,
+            })
+        })
+        .await
+    }
+
+    pub async fn fulfil_order(&self, call: OrderCall<'_>) -> Result<Reply, ServiceError> {
+        let mut req: FulfilRequest = parse(call.body)?;
+        with_source(&mut req.actor, call.default_source);
+        self.act("fulfil", call, |order, ledger, now| {
+            let id = uuid::Uuid::now_v7().to_string();
+            let (order, ledger, outcome) = manage::fulfil(order, ledger, &req, now, &id)?;
+            Ok(Applied {
+                order,
+                ledger,
+                fast: Some((FastCall::BusinessEvent, encode(&outcome.event)?)),
+                event: Some("order.fulfilled"),
+                result: to_value(&outcome)?,
+            })
+        })
+        .await
+    }
+
+    pub async fn capture_order(&self, call: OrderCall<'_>) -> Result<Reply, ServiceError> {
+        let mut req: CaptureBody = if call.body.iter().all(u8::is_ascii_whitespace) {
+            CaptureBody::default()
+        } else {
+            parse(call.body)?
+        };
+        with_source(&mut req.actor, call.default_source);
+        self.act("capture", call, |order, ledger, now| {
+            let (order, ledger, event): (_, _, BusinessEventBody) =
+                manage::capture(order, ledger, &req.actor, now)?;
+            Ok(Applied {
+                order,
+                ledger,
+                fast: Some((FastCall::BusinessEvent, encode(&event)?)),
+                event: None,
+                result: to_value(&event)?,
+            })
+        })
+        .await
+    }
+
+    /// One action, at most once per idempotency key, committed with its outbox entries.
+    async fn act(
+        &self,
+        action: &'static str,
+        call: OrderCall<'_>,
+        f: impl Fn(&FastOrder, &Ledger, u64) -> Result<Applied, ServiceError>,
+    ) -> Result<Reply, ServiceError> {
+        let endpoint = format!("admin.{action}:{}", call.order);
+        let (stamp, _slot) = match self.begin_keyed(&endpoint, call).await? {
+            Begin::Replay(reply) => return Ok(reply),
+            Begin::Run(stamp, slot) => (stamp, slot),
+        };
+        let lookup = admin_lookup(call.order);
+        let found = self.find(&lookup).await?;
+        let _order_lock = self.lock_order(&found.record.id).await?;
+        let result = retry_on_conflict(|| async {
+            let loaded = self.find(&lookup).await?;
+            manage::check_version(&loaded.ledger(), call.if_match)?;
+            let now = self.clock.now_ms();
+            let applied = f(&loaded.stored.order, &loaded.ledger(), now)?;
+            let entered =
+                Some(status_of(&applied.order)).filter(|s| *s != status_of(&loaded.stored.order));
+            let (commit, after) = self.action_commit(&loaded, applied, now)?;
+            let body = encode(&ActionAnswer {
+                view: after.0.view(),
+                result: after.1,
+            })?;
+            self.commit(commit, stamp.as_ref(), &body).await?;
+            if let Some(status) = entered {
+                Metrics::inc(&self.metrics.order_status, &[status.name()]);
+            }
+            tracing::info!(action, version = after.0.record.version, "order managed");
+            Ok(Reply::ok(body))
+        })
+        .await;
+        self.finish(stamp.as_ref(), result).await
+    }
+
+    /// The commit of an applied action, and the order as it will be stored (for the answer).
+    fn action_commit(
+        &self,
+        loaded: &Loaded,
+        applied: Applied,
+        now: u64,
+    ) -> Result<(Commit, (Loaded, Value)), ServiceError> {
+        let id = loaded.record.id.as_str();
+        let version = loaded.record.version + 1;
+        let mut stored = StoredOrder {
+            order: applied.order,
+            created_at_ms: loaded.stored.created_at_ms,
+            updated_at_ms: now,
+            events: loaded.stored.events,
+            ledger: Ledger {
+                version,
+                ..applied.ledger
+            },
+        };
+        let mut outbox: Vec<OutboxEntry> = Vec::new();
+        if let Some((call, body)) = applied.fast {
+            stored.events += 1;
+            outbox.push(OutboxEntry {
+                id: uuid::Uuid::now_v7().to_string(),
+                order_id: id.to_string(),
+                sequence: stored.events,
+                event_type: call.event_type().to_string(),
+                body,
+                created_at_ms: now,
+            });
+        }
+        if let Some(event_type) = applied.event {
+            stored.events += 1;
+            outbox.push(outbox_entry(
+                &stored,
+                id,
+                event_type,
+                now,
+                Some(&applied.result),
+            )?);
+        }
+        let record = to_record(&stored, version, &loaded.record.external_ids)?;
+        let commit = Commit {
+            order: Some(OrderWrite {
+                record: record.clone(),
+                expected_version: Some(loaded.record.version),
+            }),
+            idempotency: None,
+            outbox,
+        };
+        Ok((commit, (Loaded { stored, record }, applied.result)))
+    }
+
+    /// Exactly-once of a merchant action: like [`Service::begin`], keyed by the
+    /// `Idempotency-Key` in the merchant's scope. No key: the action runs every time.
+    async fn begin_keyed(
+        &self,
+        endpoint: &str,
+        call: OrderCall<'_>,
+    ) -> Result<Begin, ServiceError> {
+        let Some(request_id) = call.idempotency_key else {
+            return Ok(Begin::Run(None, None));
+        };
+        if request_id.trim().is_empty() || request_id.len() > crate::protocol::MAX_ID_LEN {
+            return Err(ServiceError::BadRequest(format!(
+                "Idempotency-Key: must be 1 to {} characters",
+                crate::protocol::MAX_ID_LEN
+            )));
+        }
+        let key = IdempotencyKey {
+            app_id: ADMIN_SCOPE.into(),
+            request_id: request_id.to_string(),
+        };
+        let value: Value = if call.body.iter().all(u8::is_ascii_whitespace) {
+            Value::Null
+        } else {
+            parse(call.body)?
+        };
+        let fingerprint = fingerprint::fingerprint(endpoint, &value);
+        self.begin_stamp(Stamp { key, fingerprint }).await
+    }
+}
+
+/// Finds a merchant-named order by Fast id, then by seller id.
+fn admin_lookup(order: &str) -> OrderLookup {
+    OrderLookup {
+        is_cart: None,
+        order_id: Some(Id(order.to_string())),
+        external_order_id: None,
+        external_id: Some(order.to_string()),
+    }
+}
