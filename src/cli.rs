@@ -33,6 +33,9 @@ pub enum Command {
     Keys(KeysCommand),
     /// Inspect and retry events for the commerce backend.
     Outbox(OutboxArgs),
+    /// Act on orders through a running server's admin API: list, show, cancel, refund,
+    /// fulfil, capture.
+    Orders(OrdersArgs),
     /// Check the configuration `serve` would use.
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -433,10 +436,7 @@ async fn outbox_remote(
     base: &str,
     command: &OutboxCommand,
 ) -> Result<serde_json::Value, CommandError> {
-    let token = std::env::var("FAST_SELLER_ADMIN_TOKEN")
-        .map_err(|_| fail("set FAST_SELLER_ADMIN_TOKEN to use --url"))?;
-    let base = base.trim_end_matches('/');
-    let client = reqwest::Client::new();
+    let admin = AdminClient::new(base)?;
     let request = match command {
         OutboxCommand::List { dead, state, limit } => {
             let state = if *dead {
@@ -444,28 +444,387 @@ async fn outbox_remote(
             } else {
                 state.as_deref()
             };
-            let mut url = format!("{base}/admin/v1/outbox?limit={limit}");
+            let mut query = vec![("limit", limit.to_string())];
             if let Some(s) = state {
-                url.push_str(&format!("&state={s}"));
+                query.push(("state", s.to_string()));
             }
-            client.get(url)
+            admin.get(&["outbox"])?.query(&query)
         }
-        OutboxCommand::Show { id } => client.get(format!("{base}/admin/v1/outbox/{id}")),
-        OutboxCommand::Retry { id: Some(id), .. } => {
-            client.post(format!("{base}/admin/v1/outbox/{id}/retry"))
+        OutboxCommand::Show { id } => admin.get(&["outbox", id])?,
+        OutboxCommand::Retry { id: Some(id), .. } => admin.post(&["outbox", id, "retry"])?,
+        OutboxCommand::Retry { id: None, .. } => admin.post(&["outbox", "retry-dead"])?,
+    };
+    admin.send(request).await
+}
+
+#[derive(Debug, clap::Args)]
+pub struct OrdersArgs {
+    /// Admin API of the running server (token from FAST_SELLER_ADMIN_TOKEN)
+    #[arg(
+        long,
+        env = "FAST_SELLER_ADMIN_URL",
+        default_value = "http://127.0.0.1:8080",
+        global = true
+    )]
+    pub url: String,
+    #[command(subcommand)]
+    pub command: OrdersCommand,
+}
+
+/// Who acts, and the guards of a change.
+#[derive(Debug, clap::Args)]
+pub struct ActionArgs {
+    /// Refuse the change unless the order is still at this version (as `show` printed it)
+    #[arg(long)]
+    pub if_match: Option<u64>,
+    /// Makes a retried command apply once
+    #[arg(long)]
+    pub idempotency_key: Option<String>,
+    #[arg(long)]
+    pub employee_id: Option<String>,
+    #[arg(long, default_value = "cli")]
+    pub source: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum OrdersCommand {
+    /// List orders, a page at a time
+    List {
+        /// An order status, e.g. booked or ORDER_STATUS_BOOKED
+        #[arg(long)]
+        status: Option<String>,
+        /// Created at or after (RFC 3339 or YYYY-MM-DD)
+        #[arg(long)]
+        created_from: Option<String>,
+        /// Created before (RFC 3339 or YYYY-MM-DD)
+        #[arg(long)]
+        created_to: Option<String>,
+        /// Text in the email, seller id or Fast id
+        #[arg(long)]
+        q: Option<String>,
+        /// next_cursor of the previous page
+        #[arg(long)]
+        cursor: Option<String>,
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+    },
+    /// One order with its management state and history
+    Show { id: String },
+    /// Cancel the whole order, or some line quantities (--line LINE_ID=QTY, repeated)
+    Cancel {
+        id: String,
+        #[arg(long = "line")]
+        lines: Vec<String>,
+        /// CANCEL_REASON_CODE_* name (or short name, or number 0-5), or seed:N (1-6)
+        #[arg(long)]
+        reason: Option<String>,
+        #[arg(long)]
+        sub_reason: Option<String>,
+        #[arg(long)]
+        note: Option<String>,
+        #[command(flatten)]
+        action: ActionArgs,
+    },
+    /// Calculate a refund (--line LINE_ID=QTY[:cancel|return|no_restock]) and create it
+    Refund {
+        id: String,
+        #[arg(long = "line")]
+        lines: Vec<String>,
+        /// `full`, or an amount of shipping excl. tax
+        #[arg(long)]
+        shipping: Option<String>,
+        /// REFUND_REASON_CODE_* name, short name or number
+        #[arg(long)]
+        reason: Option<String>,
+        /// original_method (default) or store_credit
+        #[arg(long)]
+        method: Option<String>,
+        #[arg(long)]
+        note: Option<String>,
+        #[arg(long)]
+        external_refund_id: Option<String>,
+        /// Only print the calculation
+        #[arg(long)]
+        dry_run: bool,
+        #[command(flatten)]
+        action: ActionArgs,
+    },
+    /// Fulfil everything left, or some line quantities (--line LINE_ID=QTY)
+    Fulfil {
+        id: String,
+        #[arg(long = "line")]
+        lines: Vec<String>,
+        #[arg(long, default_value = "")]
+        carrier: String,
+        #[arg(long, default_value = "")]
+        tracking_number: String,
+        /// YYYY-MM-DD
+        #[arg(long)]
+        estimated_delivery_date: Option<String>,
+        #[command(flatten)]
+        action: ActionArgs,
+    },
+    /// Tell Fast to collect the payment (CLEAR_TO_COLLECT_PAYMENT)
+    Capture {
+        id: String,
+        #[command(flatten)]
+        action: ActionArgs,
+    },
+}
+
+/// `LINE_ID=QTY` or `LINE_ID=QTY:RESTOCK`.
+fn parse_line(text: &str, restock: bool) -> Result<serde_json::Value, CommandError> {
+    let bad = || {
+        fail(format!(
+            "--line `{text}`: expected LINE_ID=QTY{}",
+            if restock { "[:RESTOCK]" } else { "" }
+        ))
+    };
+    let (id, rest) = text.split_once('=').ok_or_else(bad)?;
+    let (qty, kind) = match rest.split_once(':') {
+        Some((q, k)) if restock => (q, Some(k)),
+        Some(_) => return Err(bad()),
+        None => (rest, None),
+    };
+    let quantity: i64 = qty.trim().parse().map_err(|_| bad())?;
+    let mut line = serde_json::json!({"line_id": id.trim(), "quantity": quantity});
+    if let Some(k) = kind {
+        let kind = crate::domain::manage::RestockType::parse(k).ok_or_else(|| {
+            fail(format!(
+                "--line `{text}`: `{k}` is not cancel, return or no_restock"
+            ))
+        })?;
+        line["restock"] = serde_json::json!(kind.name());
+    }
+    Ok(line)
+}
+
+fn parse_lines(lines: &[String], restock: bool) -> Result<Option<serde_json::Value>, CommandError> {
+    if lines.is_empty() {
+        return Ok(None);
+    }
+    let parsed: Result<Vec<_>, _> = lines.iter().map(|l| parse_line(l, restock)).collect();
+    Ok(Some(serde_json::Value::Array(parsed?)))
+}
+
+/// Puts the optional fields that are set into `body`.
+fn put(body: &mut serde_json::Value, fields: &[(&str, Option<serde_json::Value>)]) {
+    for (name, value) in fields {
+        if let Some(v) = value {
+            body[*name] = v.clone();
         }
-        OutboxCommand::Retry { id: None, .. } => {
-            client.post(format!("{base}/admin/v1/outbox/retry-dead"))
+    }
+}
+
+fn text(value: &Option<String>) -> Option<serde_json::Value> {
+    value.clone().map(serde_json::Value::String)
+}
+
+/// The admin API of a running server.
+struct AdminClient {
+    base: String,
+    token: String,
+    client: reqwest::Client,
+}
+
+impl AdminClient {
+    fn new(base: &str) -> Result<AdminClient, CommandError> {
+        let token = std::env::var("FAST_SELLER_ADMIN_TOKEN")
+            .map_err(|_| fail("set FAST_SELLER_ADMIN_TOKEN to use the admin API (--url)"))?;
+        Ok(AdminClient {
+            base: base.trim_end_matches('/').to_string(),
+            token,
+            client: reqwest::Client::new(),
+        })
+    }
+
+    /// `base/admin/v1/<segments…>`, each segment encoded.
+    fn url(&self, segments: &[&str]) -> Result<reqwest::Url, CommandError> {
+        let mut url = reqwest::Url::parse(&self.base)
+            .map_err(|e| fail(format!("--url `{}`: {e}", self.base)))?;
+        url.path_segments_mut()
+            .map_err(|_| fail(format!("--url `{}` cannot be a base URL", self.base)))?
+            .pop_if_empty()
+            .extend(["admin", "v1"])
+            .extend(segments);
+        Ok(url)
+    }
+
+    fn get(&self, segments: &[&str]) -> Result<reqwest::RequestBuilder, CommandError> {
+        Ok(self.client.get(self.url(segments)?))
+    }
+
+    fn post(&self, segments: &[&str]) -> Result<reqwest::RequestBuilder, CommandError> {
+        Ok(self.client.post(self.url(segments)?))
+    }
+
+    /// Sends and returns the JSON answer; a refusal becomes the server's message.
+    async fn send(
+        &self,
+        request: reqwest::RequestBuilder,
+    ) -> Result<serde_json::Value, CommandError> {
+        let resp = request
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .map_err(fail)?;
+        let status = resp.status();
+        let body: serde_json::Value = resp.json().await.map_err(fail)?;
+        if !status.is_success() {
+            return Err(fail(format!(
+                "HTTP {status}: {}",
+                body.get("message").and_then(|m| m.as_str()).unwrap_or("")
+            )));
+        }
+        Ok(body)
+    }
+
+    /// POSTs a merchant action on order `id`.
+    async fn act(
+        &self,
+        id: &str,
+        action: &str,
+        mut body: serde_json::Value,
+        args: &ActionArgs,
+    ) -> Result<serde_json::Value, CommandError> {
+        put(
+            &mut body,
+            &[
+                ("employee_id", text(&args.employee_id)),
+                ("source", Some(serde_json::json!(args.source))),
+            ],
+        );
+        let mut segments = vec!["orders", id];
+        segments.extend(action.split('/'));
+        let mut request = self.post(&segments)?.json(&body);
+        if let Some(v) = args.if_match {
+            request = request.header("if-match", v.to_string());
+        }
+        if let Some(k) = &args.idempotency_key {
+            request = request.header("idempotency-key", k);
+        }
+        self.send(request).await
+    }
+}
+
+/// `fast-seller orders …`: the merchant API from the command line.
+pub async fn orders(args: &OrdersArgs) -> Result<String, CommandError> {
+    let admin = AdminClient::new(&args.url)?;
+    let value = match &args.command {
+        OrdersCommand::List {
+            status,
+            created_from,
+            created_to,
+            q,
+            cursor,
+            limit,
+        } => {
+            let mut query = vec![("limit", limit.to_string())];
+            for (name, value) in [
+                ("status", status),
+                ("created_from", created_from),
+                ("created_to", created_to),
+                ("q", q),
+                ("cursor", cursor),
+            ] {
+                if let Some(v) = value {
+                    query.push((name, v.clone()));
+                }
+            }
+            admin.send(admin.get(&["orders"])?.query(&query)).await?
+        }
+        OrdersCommand::Show { id } => admin.send(admin.get(&["orders", id])?).await?,
+        OrdersCommand::Cancel {
+            id,
+            lines,
+            reason,
+            sub_reason,
+            note,
+            action,
+        } => {
+            let mut body = serde_json::json!({});
+            if let Some(r) = reason {
+                let (reason, seed) = crate::domain::manage::parse_cancel_reason(r)
+                    .ok_or_else(|| fail(format!("--reason `{r}` is not a cancel reason")))?;
+                body["reason"] = serde_json::json!(reason.name());
+                put(
+                    &mut body,
+                    &[("seed_code", seed.map(|s| serde_json::json!(s.number())))],
+                );
+            }
+            put(
+                &mut body,
+                &[
+                    ("lines", parse_lines(lines, false)?),
+                    ("sub_reason", text(sub_reason)),
+                    ("note", text(note)),
+                ],
+            );
+            admin.act(id, "cancel", body, action).await?
+        }
+        OrdersCommand::Refund {
+            id,
+            lines,
+            shipping,
+            reason,
+            method,
+            note,
+            external_refund_id,
+            dry_run,
+            action,
+        } => {
+            let mut body = serde_json::json!({});
+            let shipping = shipping.as_deref().map(|s| match s.trim() {
+                "full" => serde_json::json!("full"),
+                amount => serde_json::json!({ "amount": amount }),
+            });
+            put(
+                &mut body,
+                &[
+                    ("lines", parse_lines(lines, true)?),
+                    ("shipping", shipping),
+                    ("reason", text(reason)),
+                    ("method", text(method)),
+                    ("note", text(note)),
+                    ("external_refund_id", text(external_refund_id)),
+                ],
+            );
+            let calc = admin
+                .act(id, "refunds/calculate", body.clone(), action)
+                .await?;
+            if *dry_run {
+                calc
+            } else {
+                body["calculation"] = calc["calculation"].clone();
+                admin.act(id, "refunds", body, action).await?
+            }
+        }
+        OrdersCommand::Fulfil {
+            id,
+            lines,
+            carrier,
+            tracking_number,
+            estimated_delivery_date,
+            action,
+        } => {
+            let mut body =
+                serde_json::json!({"carrier": carrier, "tracking_number": tracking_number});
+            put(
+                &mut body,
+                &[
+                    ("lines", parse_lines(lines, false)?),
+                    ("estimated_delivery_date", text(estimated_delivery_date)),
+                ],
+            );
+            admin.act(id, "fulfillments", body, action).await?
+        }
+        OrdersCommand::Capture { id, action } => {
+            admin
+                .act(id, "capture", serde_json::json!({}), action)
+                .await?
         }
     };
-    let resp = request.bearer_auth(token).send().await.map_err(fail)?;
-    let status = resp.status();
-    let body: serde_json::Value = resp.json().await.map_err(fail)?;
-    if !status.is_success() {
-        return Err(fail(format!(
-            "HTTP {status}: {}",
-            body.get("message").and_then(|m| m.as_str()).unwrap_or("")
-        )));
-    }
-    Ok(body)
+    serde_json::to_string_pretty(&value)
+        .map(|s| s + "\n")
+        .map_err(fail)
 }

@@ -14,6 +14,10 @@ fn main() -> ExitCode {
             Ok(rt) => print(rt.block_on(cli::outbox(&args))),
             Err(e) => fail(&e, 1),
         },
+        Command::Orders(args) => match runtime() {
+            Ok(rt) => print(rt.block_on(cli::orders(&args))),
+            Err(e) => fail(&e, 1),
+        },
         Command::Config(cli::ConfigCommand::Check(args)) => match cli::config_check(&args) {
             Ok(text) => print(Ok(text)),
             Err(e) => fail(&e, 2),

@@ -935,3 +935,140 @@ async fn orders_are_listed_filtered_and_paged() {
     let r = app.get("/admin/v1/orders").await;
     assert_eq!(r.status, 401);
 }
+
+/// Runs `fast-seller orders <args>` against `app`; returns (exit code, stdout, stderr).
+async fn orders_cli(app: &TestApp, args: &[&str]) -> (i32, String, String) {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_fast-seller"));
+    cmd.arg("orders")
+        .args(args)
+        .args(["--url", &app.base])
+        .env("FAST_SELLER_ADMIN_TOKEN", ADMIN_TOKEN);
+    let out = tokio::task::spawn_blocking(move || cmd.output())
+        .await
+        .unwrap()
+        .expect("the binary runs");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn cli_json(out: &(i32, String, String), what: &str) -> Value {
+    assert_eq!(out.0, 0, "{what}: {}", out.2);
+    serde_json::from_str(&out.1).unwrap_or_else(|e| panic!("{what}: {e}: {}", out.1))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_orders_commands_drive_the_merchant_api() {
+    let fake = FakeFast::start().await;
+    let app = spawn(&fake).await;
+    booked_order(&app, "F-CLI").await;
+
+    let list = cli_json(
+        &orders_cli(&app, &["list", "--status", "booked"]).await,
+        "list",
+    );
+    assert_eq!(list["orders"][0]["id"], "F-CLI");
+    let shown = cli_json(&orders_cli(&app, &["show", "F-CLI"]).await, "show");
+    let v = shown["version"].as_u64().unwrap().to_string();
+
+    let canceled = cli_json(
+        &orders_cli(
+            &app,
+            &[
+                "cancel",
+                "F-CLI",
+                "--line",
+                "L-1=1",
+                "--reason",
+                "seed:1",
+                "--note",
+                "n",
+                "--employee-id",
+                "e-1",
+                "--if-match",
+                &v,
+            ],
+        )
+        .await,
+        "cancel",
+    );
+    assert_eq!(canceled["order"]["lines"][0]["quantity"], json!(1));
+    let audit = &canceled["management"]["audit"][0];
+    assert_eq!(audit["actor"]["source"], "cli");
+    assert_eq!(audit["actor"]["employee_id"], "e-1");
+    let stale = orders_cli(
+        &app,
+        &["cancel", "F-CLI", "--line", "L-1=1", "--if-match", &v],
+    )
+    .await;
+    assert_eq!(stale.0, 1, "a stale version fails");
+    assert!(stale.2.contains("409"), "{}", stale.2);
+
+    let fulfilled = cli_json(
+        &orders_cli(
+            &app,
+            &[
+                "fulfil",
+                "F-CLI",
+                "--carrier",
+                "UPS",
+                "--tracking-number",
+                "1Z",
+                "--estimated-delivery-date",
+                "2026-01-09",
+            ],
+        )
+        .await,
+        "fulfil",
+    );
+    assert_eq!(fulfilled["status"], "ORDER_STATUS_FULFILLED");
+    let dry = cli_json(
+        &orders_cli(
+            &app,
+            &["refund", "F-CLI", "--line", "L-1=1:return", "--dry-run"],
+        )
+        .await,
+        "refund --dry-run",
+    );
+    assert_eq!(money(&dry["calculation"]["totals"]["total"]), "13.41");
+    let refunded = cli_json(
+        &orders_cli(
+            &app,
+            &[
+                "refund",
+                "F-CLI",
+                "--line",
+                "L-1=1:return",
+                "--reason",
+                "unsatisfied",
+                "--idempotency-key",
+                "cli-r1",
+            ],
+        )
+        .await,
+        "refund",
+    );
+    assert_eq!(
+        money(&refunded["result"]["calculation"]["totals"]["total"]),
+        "13.41"
+    );
+    cli_json(&orders_cli(&app, &["capture", "F-CLI"]).await, "capture");
+    let bad = orders_cli(&app, &["cancel", "F-CLI", "--line", "L-1"]).await;
+    assert_eq!(bad.0, 1);
+    assert!(bad.2.contains("LINE_ID=QTY"), "{}", bad.2);
+
+    // Fast: the fulfilment, the refund, the capture; the partial cancel stays local.
+    let calls = fake.wait_accepted(3).await;
+    let paths: Vec<&str> = calls.iter().map(|c| c.path.as_str()).collect();
+    assert_eq!(
+        paths,
+        [
+            "/v1/external/orders/F-CLI/business_event",
+            "/v1/external/orders/F-CLI/refund",
+            "/v1/external/orders/F-CLI/business_event"
+        ]
+    );
+    assert_eq!(calls[1].body["reason"], "REFUND_REASON_CODE_UNSATISFIED");
+}
