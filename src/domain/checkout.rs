@@ -598,6 +598,8 @@ pub fn event_for(before: &FastOrder, after: &FastOrder) -> Option<&'static str> 
     match (from, to) {
         (OrderStatus::Cart, OrderStatus::Pending) => Some("order.converted"),
         (OrderStatus::Cart, _) => None,
+        // Contract §7 names a cancel, Fast's or the merchant's, `order.canceled`.
+        (_, OrderStatus::Canceled) if from != to => Some("order.canceled"),
         _ if from != to => Some("order.status_changed"),
         _ => None,
     }
@@ -885,6 +887,9 @@ mod tests {
             event_for(&booked, &delete(&booked)),
             Some("order.status_changed")
         );
+        let canceled = run(&booked, r#"{"status": "ORDER_STATUS_CANCELED"}"#).order;
+        assert_eq!(event_for(&booked, &canceled), Some("order.canceled"));
+        assert_eq!(event_for(&canceled, &canceled), None);
         assert_eq!(event_for(&booked, &booked), None);
         assert_eq!(event_for(&cart, &canceled_cart), None);
         assert_eq!(event_for(&cart, &delete(&cart)), None);
