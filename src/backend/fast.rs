@@ -6,7 +6,7 @@
 //! answers count like a webhook's: 2xx or 409 delivered; 408, 429, 5xx and network errors
 //! retried; other 4xx dead letters (the merchant sees them in `outbox list --dead`).
 
-use super::webhook::{classify, describe};
+use super::webhook::{http_client, send};
 use super::{CommerceBackend, Delivered, DeliveryError, Event};
 use crate::config::Secret;
 use crate::domain::manage::FastCall;
@@ -33,15 +33,8 @@ impl FastClient {
         if base.cannot_be_a_base() {
             return Err(format!("fast_api_url `{base_url}` cannot be a base URL"));
         }
-        let client = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .connect_timeout(Duration::from_secs(5).min(timeout))
-            .timeout(timeout)
-            .user_agent(concat!("fast-seller/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
         Ok(FastClient {
-            client,
+            client: http_client(timeout)?,
             base,
             app_id: app_id.unwrap_or_default(),
             token,
@@ -71,7 +64,7 @@ impl FastClient {
                 retry_after: None,
             });
         };
-        let resp = self
+        let request = self
             .client
             .post(self.url(call, event.order_id))
             .header("content-type", "application/json")
@@ -79,20 +72,8 @@ impl FastClient {
             .header("x-fast-app-auth", token.expose())
             .header("x-fast-record-id", event.id)
             .header("idempotency-key", event.id)
-            .body(event.body.to_vec())
-            .send()
-            .await
-            .map_err(|e| DeliveryError::Transient {
-                detail: format!("Fast API request failed: {}", describe(&e)),
-                status: None,
-                retry_after: None,
-            })?;
-        let retry_after = resp
-            .headers()
-            .get("retry-after")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
-        classify(resp.status().as_u16(), retry_after.as_deref()).map(|d| Delivered {
+            .body(event.body.to_vec());
+        send(request).await.map(|d| Delivered {
             detail: format!("Fast API {}", d.detail),
             ..d
         })

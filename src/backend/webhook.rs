@@ -25,15 +25,8 @@ impl WebhookBackend {
         clock: Arc<dyn Clock>,
         timeout: Duration,
     ) -> Result<WebhookBackend, String> {
-        let client = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .connect_timeout(Duration::from_secs(5).min(timeout))
-            .timeout(timeout)
-            .user_agent(concat!("fast-seller/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
         Ok(WebhookBackend {
-            client,
+            client: http_client(timeout)?,
             url,
             secret,
             clock,
@@ -79,25 +72,37 @@ impl CommerceBackend for WebhookBackend {
         for (name, value) in signing::headers(&self.secret, event.id, now, event.body) {
             req = req.header(name, value);
         }
-        let resp =
-            req.body(event.body.to_vec())
-                .send()
-                .await
-                .map_err(|e| DeliveryError::Transient {
-                    detail: format!("request failed: {}", describe(&e)),
-                    status: None,
-                    retry_after: None,
-                })?;
-        let retry_after = resp
-            .headers()
-            .get("retry-after")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
-        classify(resp.status().as_u16(), retry_after.as_deref())
+        send(req.body(event.body.to_vec())).await
     }
 }
 
-pub(super) fn describe(e: &reqwest::Error) -> &'static str {
+/// The client of outgoing deliveries: no redirects, a connect and a whole-call timeout.
+pub(super) fn http_client(timeout: Duration) -> Result<reqwest::Client, String> {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .connect_timeout(Duration::from_secs(5).min(timeout))
+        .timeout(timeout)
+        .user_agent(concat!("fast-seller/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .map_err(|e| format!("cannot build the HTTP client: {e}"))
+}
+
+/// Sends one delivery and classifies the answer (a transport failure is worth a retry).
+pub(super) async fn send(req: reqwest::RequestBuilder) -> Result<Delivered, DeliveryError> {
+    let resp = req.send().await.map_err(|e| DeliveryError::Transient {
+        detail: format!("request failed: {}", describe(&e)),
+        status: None,
+        retry_after: None,
+    })?;
+    let retry_after = resp
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    classify(resp.status().as_u16(), retry_after.as_deref())
+}
+
+fn describe(e: &reqwest::Error) -> &'static str {
     if e.is_timeout() {
         "timed out"
     } else if e.is_connect() {

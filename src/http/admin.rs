@@ -19,14 +19,14 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/outbox/{id}/retry", web::post().to(retry))
         .route("/orders", web::get().to(list_orders))
         .route("/orders/{id}", web::get().to(show_order))
-        .route("/orders/{id}/cancel", web::post().to(cancel_order))
+        .route("/orders/{id}/cancel", action_route(Action::Cancel))
         .route(
             "/orders/{id}/refunds/calculate",
-            web::post().to(refund_calculate),
+            action_route(Action::RefundCalculate),
         )
-        .route("/orders/{id}/refunds", web::post().to(refund_order))
-        .route("/orders/{id}/fulfillments", web::post().to(fulfil_order))
-        .route("/orders/{id}/capture", web::post().to(capture_order));
+        .route("/orders/{id}/refunds", action_route(Action::Refund))
+        .route("/orders/{id}/fulfillments", action_route(Action::Fulfil))
+        .route("/orders/{id}/capture", action_route(Action::Capture));
 }
 
 /// Checks the bearer token in constant time (comparing digests).
@@ -246,52 +246,41 @@ impl ActionRequest {
     }
 }
 
-async fn refund_calculate(
-    req: HttpRequest,
-    id: web::Path<String>,
-    payload: web::Payload,
-    state: web::Data<AppState>,
-) -> Result<HttpResponse, ApiError> {
-    let action = ActionRequest::read(&req, id.into_inner(), payload, &state).await?;
-    Ok(json(state.service.refund_calculate(action.call()).await?))
+/// The merchant's actions on one order.
+#[derive(Debug, Clone, Copy)]
+enum Action {
+    Cancel,
+    RefundCalculate,
+    Refund,
+    Fulfil,
+    Capture,
 }
 
-async fn cancel_order(
-    req: HttpRequest,
-    id: web::Path<String>,
-    payload: web::Payload,
-    state: web::Data<AppState>,
-) -> Result<HttpResponse, ApiError> {
-    let action = ActionRequest::read(&req, id.into_inner(), payload, &state).await?;
-    Ok(respond(state.service.cancel_order(action.call()).await?))
+fn action_route(action: Action) -> actix_web::Route {
+    web::post().to(
+        move |req: HttpRequest,
+              id: web::Path<String>,
+              payload: web::Payload,
+              state: web::Data<AppState>| order_action(action, req, id, payload, state),
+    )
 }
 
-async fn refund_order(
+async fn order_action(
+    action: Action,
     req: HttpRequest,
     id: web::Path<String>,
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let action = ActionRequest::read(&req, id.into_inner(), payload, &state).await?;
-    Ok(respond(state.service.refund_order(action.call()).await?))
-}
-
-async fn fulfil_order(
-    req: HttpRequest,
-    id: web::Path<String>,
-    payload: web::Payload,
-    state: web::Data<AppState>,
-) -> Result<HttpResponse, ApiError> {
-    let action = ActionRequest::read(&req, id.into_inner(), payload, &state).await?;
-    Ok(respond(state.service.fulfil_order(action.call()).await?))
-}
-
-async fn capture_order(
-    req: HttpRequest,
-    id: web::Path<String>,
-    payload: web::Payload,
-    state: web::Data<AppState>,
-) -> Result<HttpResponse, ApiError> {
-    let action = ActionRequest::read(&req, id.into_inner(), payload, &state).await?;
-    Ok(respond(state.service.capture_order(action.call()).await?))
+    let request = ActionRequest::read(&req, id.into_inner(), payload, &state).await?;
+    let call = request.call();
+    let service = &state.service;
+    let reply = match action {
+        Action::RefundCalculate => return Ok(json(service.refund_calculate(call).await?)),
+        Action::Cancel => service.cancel_order(call).await?,
+        Action::Refund => service.refund_order(call).await?,
+        Action::Fulfil => service.fulfil_order(call).await?,
+        Action::Capture => service.capture_order(call).await?,
+    };
+    Ok(respond(reply))
 }

@@ -247,6 +247,26 @@ async fn booked_order(app: &TestApp, fast_id: &str) -> Value {
     order
 }
 
+/// A fake Fast, a server using it, and [`booked_order`] `fast_id` on it.
+async fn with_booked_order(fast_id: &str) -> (FakeFast, TestApp) {
+    let fake = FakeFast::start().await;
+    let app = spawn(&fake).await;
+    booked_order(&app, fast_id).await;
+    (fake, app)
+}
+
+/// POSTs an admin action that must succeed; returns its answer.
+async fn post_ok(app: &TestApp, path: &str, body: &Value) -> Value {
+    ok(&admin(app, "POST", path, Some(body), &[]).await, path)
+}
+
+/// [`booked_order`], then everything shipped.
+async fn shipped_order(app: &TestApp, fast_id: &str) {
+    booked_order(app, fast_id).await;
+    let body = json!({"carrier": "UPS", "tracking_number": "T"});
+    post_ok(app, &format!("/orders/{fast_id}/fulfillments"), &body).await;
+}
+
 fn forwarded_types(app: &TestApp) -> Vec<String> {
     let text = std::fs::read_to_string(app.data_dir.join("forwarded.jsonl")).unwrap_or_default();
     text.lines()
@@ -274,9 +294,7 @@ async fn wait_forwarded(app: &TestApp, types: &[&str]) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn partial_then_full_cancel_reaches_fast_and_the_backend() {
-    let fake = FakeFast::start().await;
-    let app = spawn(&fake).await;
-    booked_order(&app, "F-C1").await;
+    let (fake, app) = with_booked_order("F-C1").await;
     let shown = ok(&admin(&app, "GET", "/orders/F-C1", None, &[]).await, "show");
     let v0 = shown["version"].as_u64().unwrap();
 
@@ -355,9 +373,7 @@ async fn partial_then_full_cancel_reaches_fast_and_the_backend() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refunds_follow_the_restock_rules_and_are_idempotent() {
-    let fake = FakeFast::start().await;
-    let app = spawn(&fake).await;
-    booked_order(&app, "F-R1").await;
+    let (fake, app) = with_booked_order("F-R1").await;
 
     // Nothing shipped yet: an unfulfilled mug can only be canceled.
     let body = json!({"lines": [{"line_id": "L-1", "quantity": 1, "restock": "return"}]});
@@ -375,31 +391,16 @@ async fn refunds_follow_the_restock_rules_and_are_idempotent() {
     );
     assert!(msg.contains("restock `return`"), "{msg}");
     let body = json!({"lines": [{"line_id": "L-1", "quantity": 1, "restock": "cancel"}]});
-    let calc = ok(
-        &admin(
-            &app,
-            "POST",
-            "/orders/F-R1/refunds/calculate",
-            Some(&body),
-            &[],
-        )
-        .await,
-        "calculate cancel",
-    );
+    let calc = post_ok(&app, "/orders/F-R1/refunds/calculate", &body).await;
     assert_eq!(money(&calc["calculation"]["totals"]["total"]), "13.40");
 
     // Ship everything, then refund: physical may return, digital may not.
-    ok(
-        &admin(
-            &app,
-            "POST",
-            "/orders/F-R1/fulfillments",
-            Some(&json!({"carrier": "UPS", "tracking_number": "1Z999"})),
-            &[],
-        )
-        .await,
-        "fulfil all",
-    );
+    post_ok(
+        &app,
+        "/orders/F-R1/fulfillments",
+        &json!({"carrier": "UPS", "tracking_number": "1Z999"}),
+    )
+    .await;
     let digital = json!({"lines": [{"line_id": "L-2", "quantity": 1, "restock": "return"}]});
     refused(
         &admin(
@@ -416,17 +417,7 @@ async fn refunds_follow_the_restock_rules_and_are_idempotent() {
     let body = json!({"lines": [{"line_id": "L-1", "quantity": 1, "restock": "return"},
                                 {"line_id": "L-2", "quantity": 1}],
                       "reason": "REFUND_REASON_CODE_DAMAGED_PRODUCT", "note": "broken"});
-    let calc = ok(
-        &admin(
-            &app,
-            "POST",
-            "/orders/F-R1/refunds/calculate",
-            Some(&body),
-            &[],
-        )
-        .await,
-        "calculate",
-    );
+    let calc = post_ok(&app, "/orders/F-R1/refunds/calculate", &body).await;
     let lines = &calc["calculation"]["lines"];
     assert_eq!(lines[0]["restock"], "return");
     assert_eq!(
@@ -488,18 +479,7 @@ async fn refunds_follow_the_restock_rules_and_are_idempotent() {
 async fn over_refund_and_double_refund_are_refused() {
     let fake = FakeFast::start().await;
     let app = spawn(&fake).await;
-    booked_order(&app, "F-R2").await;
-    ok(
-        &admin(
-            &app,
-            "POST",
-            "/orders/F-R2/fulfillments",
-            Some(&json!({"carrier": "UPS", "tracking_number": "T"})),
-            &[],
-        )
-        .await,
-        "fulfil",
-    );
+    shipped_order(&app, "F-R2").await;
     let too_many = json!({"lines": [{"line_id": "L-1", "quantity": 3}]});
     refused(
         &admin(
@@ -550,18 +530,7 @@ async fn over_refund_and_double_refund_are_refused() {
 async fn concurrent_refunds_never_exceed_what_was_paid() {
     let fake = FakeFast::start().await;
     let app = spawn(&fake).await;
-    booked_order(&app, "F-R3").await;
-    ok(
-        &admin(
-            &app,
-            "POST",
-            "/orders/F-R3/fulfillments",
-            Some(&json!({"carrier": "UPS", "tracking_number": "T"})),
-            &[],
-        )
-        .await,
-        "fulfil",
-    );
+    shipped_order(&app, "F-R3").await;
     // 12 merchants refund one mug each at once, all having seen the first calculation.
     let body = json!({"lines": [{"line_id": "L-1", "quantity": 1}], "amount": "13.41"});
     let app = Arc::new(app);
@@ -609,9 +578,7 @@ async fn concurrent_refunds_never_exceed_what_was_paid() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fulfilment_and_capture_become_business_events() {
-    let fake = FakeFast::start().await;
-    let app = spawn(&fake).await;
-    booked_order(&app, "F-F1").await;
+    let (fake, app) = with_booked_order("F-F1").await;
     let part = json!({"lines": [{"line_id": "L-1", "quantity": 1}], "carrier": "UPS",
                       "tracking_number": "1Z1", "estimated_delivery_date": "2026-01-05"});
     let r = ok(
@@ -625,17 +592,12 @@ async fn fulfilment_and_capture_become_business_events() {
         400,
         "a bad date",
     );
-    let r = ok(
-        &admin(
-            &app,
-            "POST",
-            "/orders/F-F1/fulfillments",
-            Some(&json!({"carrier": "FedEx", "tracking_number": "77"})),
-            &[],
-        )
-        .await,
-        "the rest",
-    );
+    let r = post_ok(
+        &app,
+        "/orders/F-F1/fulfillments",
+        &json!({"carrier": "FedEx", "tracking_number": "77"}),
+    )
+    .await;
     assert_eq!(r["status"], "ORDER_STATUS_FULFILLED");
     refused(
         &admin(
@@ -759,9 +721,7 @@ async fn fast_down_for_a_while_then_every_call_arrives_once_in_order() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stale_if_match_is_refused() {
-    let fake = FakeFast::start().await;
-    let app = spawn(&fake).await;
-    booked_order(&app, "F-V1").await;
+    let (fake, app) = with_booked_order("F-V1").await;
     let shown = ok(&admin(&app, "GET", "/orders/F-V1", None, &[]).await, "show");
     let v = shown["version"].as_u64().unwrap();
     let stale = (v - 1).to_string();
@@ -961,9 +921,7 @@ fn cli_json(out: &(i32, String, String), what: &str) -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_orders_commands_drive_the_merchant_api() {
-    let fake = FakeFast::start().await;
-    let app = spawn(&fake).await;
-    booked_order(&app, "F-CLI").await;
+    let (fake, app) = with_booked_order("F-CLI").await;
 
     let list = cli_json(
         &orders_cli(&app, &["list", "--status", "booked"]).await,
