@@ -721,7 +721,7 @@ async fn fast_down_for_a_while_then_every_call_arrives_once_in_order() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stale_if_match_is_refused() {
-    let (fake, app) = with_booked_order("F-V1").await;
+    let (_fake, app) = with_booked_order("F-V1").await;
     let shown = ok(&admin(&app, "GET", "/orders/F-V1", None, &[]).await, "show");
     let v = shown["version"].as_u64().unwrap();
     let stale = (v - 1).to_string();
