@@ -9,7 +9,7 @@
 use super::webhook::{http_client, send};
 use super::{CommerceBackend, Delivered, DeliveryError, Event};
 use crate::config::Secret;
-use crate::domain::manage::FastCall;
+use crate::domain::manage::{FastCall, QueuedFastCall};
 use async_trait::async_trait;
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,7 +17,8 @@ use std::time::Duration;
 pub struct FastClient {
     client: reqwest::Client,
     base: reqwest::Url,
-    app_id: String,
+    /// The configured app id; else the one Fast created the order with.
+    app_id: Option<String>,
     token: Option<Secret>,
 }
 
@@ -28,15 +29,21 @@ impl FastClient {
         token: Option<Secret>,
         timeout: Duration,
     ) -> Result<FastClient, String> {
-        let base = reqwest::Url::parse(base_url)
+        let mut base = reqwest::Url::parse(base_url)
             .map_err(|e| format!("fast_api_url `{base_url}` is not a URL: {e}"))?;
-        if base.cannot_be_a_base() {
-            return Err(format!("fast_api_url `{base_url}` cannot be a base URL"));
+        let versioned = base.path().trim_end_matches('/').ends_with("/v1");
+        match base.path_segments_mut() {
+            // Fast's API root with or without its version: `…/v1` is added when missing.
+            Ok(mut segments) if !versioned => {
+                segments.pop_if_empty().push("v1");
+            }
+            Ok(_) => {}
+            Err(()) => return Err(format!("fast_api_url `{base_url}` cannot be a base URL")),
         }
         Ok(FastClient {
             client: http_client(timeout)?,
             base,
-            app_id: app_id.unwrap_or_default(),
+            app_id: app_id.filter(|a| !a.is_empty()),
             token,
         })
     }
@@ -55,10 +62,17 @@ impl FastClient {
         call: FastCall,
         event: &Event<'_>,
     ) -> Result<Delivered, DeliveryError> {
-        let (Some(token), false) = (&self.token, self.app_id.is_empty()) else {
+        let queued: QueuedFastCall =
+            serde_json::from_slice(event.body).map_err(|e| DeliveryError::Permanent {
+                detail: format!("the queued Fast call is unreadable: {e}"),
+                status: None,
+            })?;
+        let app_id = self.app_id.as_deref().or(queued.app_id.as_deref());
+        let (Some(token), Some(app_id)) = (&self.token, app_id) else {
             // Kept pending (not dead): configure and restart, and the call goes out.
             return Err(DeliveryError::Transient {
-                detail: "Fast API calls need FAST_SELLER_APP_ID and FAST_SELLER_FAST_API_TOKEN"
+                detail: "Fast API calls need FAST_SELLER_FAST_API_TOKEN and an app id \
+                         (FAST_SELLER_APP_ID, or the app_id Fast created the order with)"
                     .into(),
                 status: None,
                 retry_after: None,
@@ -68,11 +82,11 @@ impl FastClient {
             .client
             .post(self.url(call, event.order_id))
             .header("content-type", "application/json")
-            .header("x-fast-app", &self.app_id)
+            .header("x-fast-app", app_id)
             .header("x-fast-app-auth", token.expose())
             .header("x-fast-record-id", event.id)
             .header("idempotency-key", event.id)
-            .body(event.body.to_vec());
+            .json(&queued.body);
         send(request).await.map(|d| Delivered {
             detail: format!("Fast API {}", d.detail),
             ..d
@@ -137,6 +151,33 @@ mod tests {
             assert_eq!(FastCall::from_event_type(call.event_type()), Some(call));
         }
         assert_eq!(FastCall::from_event_type("order.canceled"), None);
+    }
+
+    #[test]
+    fn the_version_is_added_to_a_bare_api_root() {
+        for base in [
+            "http://127.0.0.1:9",
+            "http://127.0.0.1:9/",
+            "http://127.0.0.1:9/v1",
+        ] {
+            let client = FastClient::new(base, None, None, Duration::from_secs(1)).unwrap();
+            assert_eq!(
+                client.url(FastCall::Cancel, "o-1").as_str(),
+                "http://127.0.0.1:9/v1/external/orders/o-1",
+                "{base}"
+            );
+        }
+        let proxied = FastClient::new(
+            "https://proxy.example/fast/",
+            None,
+            None,
+            Duration::from_secs(1),
+        )
+        .unwrap();
+        assert_eq!(
+            proxied.url(FastCall::Refund, "o-1").as_str(),
+            "https://proxy.example/fast/v1/external/orders/o-1/refund"
+        );
     }
 
     #[test]

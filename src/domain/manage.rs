@@ -110,7 +110,7 @@ pub use codes::{
 };
 pub use fast::{
     fast_refund_body, BusinessEventBody, CancelOrderBody, FastCall, FulfillmentEvent,
-    RefundOrderBody, RefundOrderLine, ShippingInfo, WireLine,
+    QueuedFastCall, RefundOrderBody, RefundOrderLine, ShippingInfo, WireLine,
 };
 pub use fulfil::{capture, fulfil, FulfilOutcome, FulfilRequest, Fulfilment};
 pub use refund::{

@@ -164,6 +164,10 @@ struct StoredOrder {
     /// Sequence number of the last outbox event of this order.
     #[serde(default)]
     events: u64,
+    /// The `app_id` Fast created the order with: `X-Fast-App` of the calls about it when
+    /// the server has no app id configured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    app_id: Option<String>,
     /// What merchant order management did to it (`orders`); empty until then.
     #[serde(default, skip_serializing_if = "Ledger::is_untouched")]
     ledger: Ledger,
@@ -373,6 +377,7 @@ impl Service {
                 created_at_ms: now,
                 updated_at_ms: now,
                 events: 0,
+                app_id: req.header.app_id.clone().filter(|a| !a.is_empty()),
                 ledger: Ledger::default(),
             };
             let body = order_response(request_id, &stored.order, None)?;
@@ -677,6 +682,7 @@ impl Service {
             created_at_ms: loaded.stored.created_at_ms,
             updated_at_ms: now,
             events: loaded.stored.events,
+            app_id: loaded.stored.app_id.clone(),
             ledger: loaded.stored.ledger.clone(),
         };
         let mut outbox = Vec::new();

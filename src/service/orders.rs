@@ -16,7 +16,7 @@ use super::{
 };
 use crate::domain::manage::{
     self, Actor, BusinessEventBody, CancelRequest, FastCall, FulfilRequest, Ledger, ManageError,
-    RefundCalculation, RefundRequest,
+    QueuedFastCall, RefundCalculation, RefundRequest,
 };
 use crate::metrics::Metrics;
 use crate::protocol::{FastOrder, Id, Money, OrderLookup, OrderStatus};
@@ -141,8 +141,8 @@ struct CaptureBody {
 struct Applied {
     order: FastOrder,
     ledger: Ledger,
-    /// Fast's call, if the action makes one.
-    fast: Option<(FastCall, Vec<u8>)>,
+    /// Fast's call and its body, if the action makes one.
+    fast: Option<(FastCall, Value)>,
     /// The commerce backend's event type.
     event: Option<&'static str>,
     /// The action's record, for the answer and the backend event.
@@ -310,7 +310,7 @@ impl Service {
             let fast = outcome
                 .fast_cancel
                 .as_ref()
-                .map(|body| encode(body).map(|b| (FastCall::Cancel, b)))
+                .map(|body| to_value(body).map(|b| (FastCall::Cancel, b)))
                 .transpose()?;
             Ok(Applied {
                 order,
@@ -353,7 +353,7 @@ impl Service {
             let refund_id = uuid::Uuid::now_v7().to_string();
             let (order, ledger, refund) =
                 manage::refund_create(order, ledger, &req.request, &expected, &refund_id, now)?;
-            let body = encode(&manage::fast_refund_body(&order, &refund)?)?;
+            let body = to_value(&manage::fast_refund_body(&order, &refund)?)?;
             Ok(Applied {
                 order,
                 ledger,
@@ -374,7 +374,7 @@ impl Service {
             Ok(Applied {
                 order,
                 ledger,
-                fast: Some((FastCall::BusinessEvent, encode(&outcome.event)?)),
+                fast: Some((FastCall::BusinessEvent, to_value(&outcome.event)?)),
                 event: Some("order.fulfilled"),
                 result: to_value(&outcome)?,
             })
@@ -395,7 +395,7 @@ impl Service {
             Ok(Applied {
                 order,
                 ledger,
-                fast: Some((FastCall::BusinessEvent, encode(&event)?)),
+                fast: Some((FastCall::BusinessEvent, to_value(&event)?)),
                 event: None,
                 result: to_value(&event)?,
             })
@@ -455,6 +455,7 @@ impl Service {
             created_at_ms: loaded.stored.created_at_ms,
             updated_at_ms: now,
             events: loaded.stored.events,
+            app_id: loaded.stored.app_id.clone(),
             ledger: Ledger {
                 version,
                 ..applied.ledger
@@ -468,7 +469,10 @@ impl Service {
                 order_id: id.to_string(),
                 sequence: stored.events,
                 event_type: call.event_type().to_string(),
-                body,
+                body: encode(&QueuedFastCall {
+                    app_id: stored.app_id.clone(),
+                    body,
+                })?,
                 created_at_ms: now,
             });
         }

@@ -6,7 +6,7 @@
 
 use crate::helpers::{create_body, money, spawn_app_with, update_body, Resp, TestApp};
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
-use fast_seller::config::Secret;
+use fast_seller::config::{Secret, Settings};
 use serde_json::{json, Value};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -139,13 +139,17 @@ impl Drop for FakeFast {
 
 /// A server whose Fast API is `fake`, with the admin API on.
 async fn spawn(fake: &FakeFast) -> TestApp {
+    spawn_with(fake, |s| s.app_id = Some("configured-app".into())).await
+}
+
+async fn spawn_with(fake: &FakeFast, tweak: impl FnOnce(&mut Settings)) -> TestApp {
     let base = fake.base.clone();
     spawn_app_with(move |s| {
         s.admin_token = Some(Secret::new(ADMIN_TOKEN));
         s.fast_api_url = base;
         s.fast_api_token = Some(Secret::new(FAST_TOKEN));
-        s.app_id = Some("test-app".into());
         s.outbox.poll_interval = Duration::from_millis(20);
+        tweak(s);
     })
     .await
 }
@@ -330,7 +334,7 @@ async fn partial_then_full_cancel_reaches_fast_and_the_backend() {
     assert_eq!(money(&r["order"]["total_amount"]), "0.00");
     let calls = fake.wait_accepted(1).await;
     assert_eq!(calls[0].path, "/v1/external/orders/F-C1");
-    assert_eq!(calls[0].app.as_deref(), Some("test-app"));
+    assert_eq!(calls[0].app.as_deref(), Some("configured-app"));
     assert_eq!(calls[0].auth.as_deref(), Some(FAST_TOKEN));
     assert!(calls[0].record_id.is_some(), "a stable record id per call");
     assert_eq!(calls[0].body["order_id"]["value"], "F-C1");
@@ -1029,4 +1033,23 @@ async fn the_orders_commands_drive_the_merchant_api() {
         ]
     );
     assert_eq!(calls[1].body["reason"], "REFUND_REASON_CODE_UNSATISFIED");
+}
+
+/// Without a configured app id, Fast's calls carry the app id Fast created the order with; a
+/// bare API root gets Fast's `/v1`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fast_calls_fall_back_to_the_orders_app_id() {
+    let fake = FakeFast::start().await;
+    let root = fake.base.trim_end_matches("/v1").to_string();
+    let app = spawn_with(&fake, move |s| s.fast_api_url = root).await;
+    booked_order(&app, "F-APP").await;
+    post_ok(&app, "/orders/F-APP/cancel", &json!({})).await;
+    let calls = fake.wait_accepted(1).await;
+    assert_eq!(calls[0].path, "/v1/external/orders/F-APP");
+    assert_eq!(
+        calls[0].app.as_deref(),
+        Some("test-app"),
+        "the create's app_id"
+    );
+    assert_eq!(calls[0].body["order_id"]["value"], "F-APP");
 }

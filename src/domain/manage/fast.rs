@@ -104,6 +104,15 @@ pub fn fast_refund_body(
     })
 }
 
+/// What an outbox entry of a Fast call holds: the call's exact JSON body, and the app id
+/// Fast named the order with (`X-Fast-App` when the server has no `app_id` configured).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct QueuedFastCall {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub app_id: Option<String>,
+    pub body: serde_json::Value,
+}
+
 /// Which of Fast's order-management calls an outbox entry carries. Its event type routes
 /// the entry to the Fast client instead of the commerce backend; the entry's body is the
 /// call's exact JSON body.
