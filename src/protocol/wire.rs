@@ -92,6 +92,10 @@ impl<'de> Deserialize<'de> for Int64 {
 
 /// A money amount: decimal, parsed from a string (or a number's exact text), written as a
 /// string with exactly two decimals, rounded half away from zero.
+/// Amounts are refused from here on (a quadrillion): sums and `price × quantity` then stay
+/// far inside `Decimal`'s 28 digits, and every amount is written with its two decimals.
+pub const MAX_MONEY: i64 = 1_000_000_000_000_000;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default, Hash)]
 pub struct Money(pub Decimal);
 
@@ -113,9 +117,14 @@ impl Money {
         if !valid {
             return Err(format!("`{text}` is not a decimal amount"));
         }
-        Decimal::from_str(t)
-            .map(Money)
-            .map_err(|_| format!("`{text}` is not a decimal amount in range"))
+        let d = Decimal::from_str(t)
+            .map_err(|_| format!("`{text}` is not a decimal amount in range"))?;
+        if d.abs() >= Decimal::from(MAX_MONEY) {
+            return Err(format!(
+                "`{text}` is out of range (amounts stay below {MAX_MONEY})"
+            ));
+        }
+        Ok(Money(d))
     }
 
     pub fn to_wire(self) -> String {
@@ -350,6 +359,17 @@ mod tests {
         }
         for bad in [r#""1e400""#, r#""abc""#, r#""""#, "true", r#""1.2.3""#] {
             assert!(serde_json::from_str::<Money>(bad).is_err(), "{bad}");
+        }
+        // Found by fuzzing: above ~7.9e26 two decimals no longer fit; refused well before.
+        let most = "999999999999999.99";
+        assert_eq!(Money::parse(most).unwrap().to_wire(), most);
+        for huge in [
+            "1000000000000000",
+            "-1000000000000000.00",
+            "790000000000000000000000000",
+        ] {
+            let err = Money::parse(huge).unwrap_err();
+            assert!(err.contains("out of range"), "{huge}: {err}");
         }
     }
 

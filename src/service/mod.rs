@@ -210,6 +210,38 @@ impl IdSource for UuidIds {
     }
 }
 
+/// serde_json's own recursion limit, applied to the whole body.
+const MAX_NESTING: usize = 128;
+
+/// Whether arrays and objects in `body` nest deeper than `limit` (brackets inside strings
+/// do not count).
+fn nesting_exceeds(body: &[u8], limit: usize) -> bool {
+    let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
+    for &b in body {
+        if in_string {
+            match (escaped, b) {
+                (true, _) => escaped = false,
+                (false, b'\\') => escaped = true,
+                (false, b'"') => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > limit {
+                    return true;
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    false
+}
+
 /// Parses a body into `T`, naming the offending field on failure.
 fn parse<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ServiceError> {
     // serde_json skips ignored fields without checking their UTF-8: check the whole body.
@@ -219,6 +251,12 @@ fn parse<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ServiceError>
             e.valid_up_to()
         ))
     })?;
+    // Nor do they count toward its nesting limit: hold the whole body to it.
+    if nesting_exceeds(body, MAX_NESTING) {
+        return Err(ServiceError::BadRequest(format!(
+            "malformed JSON: nested deeper than {MAX_NESTING} levels"
+        )));
+    }
     let mut de = serde_json::Deserializer::from_slice(body);
     let value: T = serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let path = e.path().to_string();

@@ -575,6 +575,37 @@ async fn http03_deep_nesting_is_refused_quickly_and_the_server_keeps_serving() {
         Some(3),
         "the items segment applied"
     );
+
+    // Found by fuzzing: requests without a request_id (a read, a delete) skip unknown fields
+    // without serde_json's limit; the whole body is held to it. Brackets in strings do not
+    // count.
+    let arrays_in = |n: usize| format!("{}{}", "[".repeat(n), "]".repeat(n));
+    for verb in ["read", "delete"] {
+        let body = format!(
+            r#"{{"type":"ENTITY_TYPE_ORDER","order":{{"order_id":{{"value":"o-deep"}},"deep":{}}}}}"#,
+            arrays_in(200)
+        );
+        let r = app
+            .post_raw(verb, body.into_bytes(), "application/json")
+            .await;
+        assert_bad_request(
+            &format!("{verb} nested 202 deep"),
+            &r,
+            "nested deeper than 128",
+        );
+    }
+    let brackets = "[".repeat(500);
+    let body = format!(
+        r#"{{"type":"ENTITY_TYPE_ORDER","order":{{"order_id":{{"value":"o-deep"}},"note":"{brackets}"}}}}"#
+    );
+    let r = app
+        .post_raw("read", body.into_bytes(), "application/json")
+        .await;
+    assert_ok("brackets inside a string", &r);
+    assert_eq!(
+        read_order(&app, "o-deep").await["status"],
+        "ORDER_STATUS_CART"
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
