@@ -600,8 +600,11 @@ verify_installed() {
 in_dir() { (cd "$1" && shift && "$@"); }
 
 install_checks() {
-  local version upstream unit work port log i
-  version=$(dpkg-deb -f "$DEB" Version)
+  local version upstream unit work port log i metrics
+  if ! version=$(dpkg-deb -f "$DEB" Version); then
+    fail "dpkg-deb cannot read the Version of $DEB"
+    return
+  fi
   upstream=${version%-*}
   if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then
     fail "--install needs root and apt-get"
@@ -658,7 +661,8 @@ install_checks() {
   done
   if /usr/bin/fast-seller healthcheck --url "http://127.0.0.1:$port/readyz" >/dev/null 2>&1; then
     ok "the installed binary serves with the installed config: /readyz is 200 (after $i tries)"
-    if http_get "http://127.0.0.1:$port/metrics" | grep -qx "fast_seller_build_info{version=\"$upstream\"} 1"; then ok "/metrics has fast_seller_build_info{version=\"$upstream\"} 1"; else fail "/metrics lacks fast_seller_build_info{version=\"$upstream\"}"; fi
+    metrics=$(http_get "http://127.0.0.1:$port/metrics" || true)
+    if grep -qx "fast_seller_build_info{version=\"$upstream\"} 1" <<<"$metrics"; then ok "/metrics has fast_seller_build_info{version=\"$upstream\"} 1"; else fail "/metrics lacks fast_seller_build_info{version=\"$upstream\"}"; fi
     if http_get "http://127.0.0.1:$port/openapi.json" | cmp -s - /usr/share/doc/fast-seller/openapi.json; then ok "/openapi.json is the packaged /usr/share/doc/fast-seller/openapi.json"; else fail "/openapi.json differs from /usr/share/doc/fast-seller/openapi.json"; fi
   else
     sed 's/^/         /' "$log"
@@ -669,7 +673,7 @@ install_checks() {
   SERVER_PID=""
   if [ -d "$work/data/sled-v1" ]; then ok "the store was created in <working dir>/data/sled-v1 (the unit's /var/lib/fast-seller/data)"; else fail "no data/sled-v1 under the working directory"; fi
   # An upgrade (here: the same version again) must keep a locally edited conffile.
-  echo '# local edit (validate-deploy)' >>/etc/fast-seller/fast-seller.toml
+  if [ -f /etc/fast-seller/fast-seller.toml ]; then echo '# local edit (validate-deploy)' >>/etc/fast-seller/fast-seller.toml; fi
   run "dpkg -i over the installed package (the upgrade path: prerm upgrade, postinst configure)" \
     env DEBIAN_FRONTEND=noninteractive dpkg -i "$DEB"
   if tail -n 1 /etc/fast-seller/fast-seller.toml | grep -qx '# local edit (validate-deploy)'; then ok "the local edit of /etc/fast-seller/fast-seller.toml survived the upgrade"; else fail "the upgrade replaced the locally edited /etc/fast-seller/fast-seller.toml"; fi
