@@ -13,7 +13,12 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/outbox", web::get().to(list))
+    // A malformed query string is a 400 in the rpcStatus shape like every other refusal.
+    let query = web::QueryConfig::default().error_handler(|e, _| {
+        ApiError::Service(ServiceError::BadRequest(format!("query string: {e}"))).into()
+    });
+    cfg.app_data(query)
+        .route("/outbox", web::get().to(list))
         .route("/outbox/retry-dead", web::post().to(retry_dead))
         .route("/outbox/{id}", web::get().to(show))
         .route("/outbox/{id}/retry", web::post().to(retry))

@@ -128,10 +128,11 @@ impl ResponseError for ApiError {
             tracing::info!(error = %self, status = status.as_u16(), "request refused");
         }
         let mut resp = HttpResponse::build(status);
-        if matches!(
-            status,
-            StatusCode::CONFLICT | StatusCode::SERVICE_UNAVAILABLE
-        ) {
+        // Only where waiting helps: a duplicate still in flight, or the service unavailable
+        // (not a conflict with the order's state, which a retry meets again).
+        if status == StatusCode::SERVICE_UNAVAILABLE
+            || matches!(self, ApiError::Service(ServiceError::InFlight(_)))
+        {
             resp.insert_header((header::RETRY_AFTER, "1"));
         }
         resp.content_type("application/json").body(body)

@@ -743,6 +743,20 @@ async fn a_stale_if_match_is_refused() {
         "stale If-Match",
     );
     assert!(msg.contains("stale"), "{msg}");
+    let stale_resp = admin(
+        &app,
+        "POST",
+        "/orders/F-V1/cancel",
+        Some(&body),
+        &[("if-match", "0")],
+    )
+    .await;
+    assert_eq!(stale_resp.status, 409);
+    assert_eq!(
+        stale_resp.header("retry-after"),
+        None,
+        "a stale version is no reason to wait and retry"
+    );
     let current = format!("\"{v}\"");
     let r = ok(
         &admin(
@@ -880,6 +894,12 @@ async fn orders_are_listed_filtered_and_paged() {
         400,
         "bad date",
     );
+    let msg = refused(
+        &admin(&app, "GET", "/orders?limit=many", None, &[]).await,
+        400,
+        "a limit that is no number",
+    );
+    assert!(msg.contains("query string"), "{msg}");
 
     // Show: by Fast id or seller id, with the history.
     let shown = ok(&admin(&app, "GET", "/orders/F-L2", None, &[]).await, "show");
