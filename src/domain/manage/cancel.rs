@@ -3,9 +3,9 @@
 use super::codes::{CancelReason, SeedCancelCode};
 use super::fast::CancelOrderBody;
 use super::{
-    cancel_allowed, check_actor, check_text, check_unique, commit, fast_order_id, fulfilled_of,
-    line_index, recompute_totals, reconcile, scale_line, settle_status, shipping_tax_of, status_of,
-    to_detail, Actor, AuditAction, Ledger, LineDelta, LineQuantity, ManageError, MAX_NOTE_LEN,
+    cancel_allowed, check_actor, check_text, commit, fast_order_id, recompute_totals, reconcile,
+    scale_line, settle_status, shipping_tax_of, status_of, to_detail, unfulfilled_targets, Actor,
+    AuditAction, Ledger, LineDelta, LineQuantity, ManageError, UnitAction, MAX_NOTE_LEN,
     MAX_SHORT_LEN,
 };
 use crate::protocol::{FastOrder, Id, Money, OrderStatus};
@@ -108,7 +108,7 @@ pub fn cancel(
     check_text("note", req.note.as_deref(), MAX_NOTE_LEN)?;
     let reason = effective_reason(req)?;
     let mut led = reconcile(order, ledger)?;
-    let targets = cancel_targets(order, &led, req.lines.as_deref())?;
+    let targets = unfulfilled_targets(order, &led, req.lines.as_deref(), UnitAction::Cancel)?;
 
     let mut after = order.clone();
     let shipping = order.total_shipping.unwrap_or_default().0;
@@ -211,58 +211,6 @@ fn effective_reason(req: &CancelRequest) -> Result<CancelReason, ManageError> {
             ),
         }),
     }
-}
-
-/// `(line index, line id, quantity)` to cancel.
-fn cancel_targets(
-    order: &FastOrder,
-    ledger: &Ledger,
-    lines: Option<&[LineQuantity]>,
-) -> Result<Vec<(usize, Id, i64)>, ManageError> {
-    let available = |idx: usize, id: &Id| {
-        let current = order.lines.get(idx).map_or(0, |l| l.quantity.0);
-        current - fulfilled_of(ledger, id)
-    };
-    let Some(lines) = lines else {
-        let all: Vec<(usize, Id, i64)> = order
-            .lines
-            .iter()
-            .enumerate()
-            .filter_map(|(idx, l)| {
-                let id = l.id.clone()?;
-                let left = available(idx, &id);
-                (left > 0).then_some((idx, id, left))
-            })
-            .collect();
-        if all.is_empty() {
-            return Err(ManageError::NothingToCancel);
-        }
-        return Ok(all);
-    };
-    if lines.is_empty() {
-        return Err(ManageError::NoLines { action: "cancel" });
-    }
-    check_unique(lines.iter().map(|l| &l.line_id))?;
-    let mut out = Vec::with_capacity(lines.len());
-    for l in lines {
-        let idx = line_index(order, &l.line_id)?;
-        if l.quantity < 1 {
-            return Err(ManageError::InvalidQuantity {
-                line: l.line_id.0.clone(),
-                quantity: l.quantity,
-            });
-        }
-        let left = available(idx, &l.line_id);
-        if l.quantity > left {
-            return Err(ManageError::ExceedsCancelable {
-                line: l.line_id.0.clone(),
-                requested: l.quantity,
-                available: left.max(0),
-            });
-        }
-        out.push((idx, l.line_id.clone(), l.quantity));
-    }
-    Ok(out)
 }
 
 /// The `notes` of Fast's cancel call: the seed code, the sub-reason and the note.

@@ -3,8 +3,8 @@
 use super::codes::BusinessEventType;
 use super::fast::{BusinessEventBody, FulfillmentEvent, ShippingInfo, WireLine};
 use super::{
-    check_actor, check_text, check_unique, commit, fast_order_id, fulfilled_of, line_index,
-    reconcile, status_of, to_detail, Actor, AuditAction, Ledger, LineQuantity, ManageError,
+    check_actor, check_text, commit, fast_order_id, fulfilled_of, reconcile, status_of, to_detail,
+    unfulfilled_targets, Actor, AuditAction, Ledger, LineQuantity, ManageError, UnitAction,
     MAX_SHORT_LEN,
 };
 use crate::protocol::{FastOrder, Id, OrderStatus};
@@ -110,7 +110,7 @@ pub fn fulfil(
     }
 
     let mut led = reconcile(order, ledger)?;
-    let targets = fulfil_targets(order, &led, req.lines.as_deref())?;
+    let targets = unfulfilled_targets(order, &led, req.lines.as_deref(), UnitAction::Fulfil)?;
     let mut after = order.clone();
     let mut shipped = Vec::with_capacity(targets.len());
     for (idx, id, quantity) in targets {
@@ -238,57 +238,6 @@ pub fn capture(
         fulfillment: None,
     };
     Ok((order.clone(), led, body))
-}
-
-/// `(line index, line id, quantity)` to fulfil.
-fn fulfil_targets(
-    order: &FastOrder,
-    ledger: &Ledger,
-    lines: Option<&[LineQuantity]>,
-) -> Result<Vec<(usize, Id, i64)>, ManageError> {
-    let left = |idx: usize, id: &Id| {
-        order.lines.get(idx).map_or(0, |l| l.quantity.0) - fulfilled_of(ledger, id)
-    };
-    let Some(lines) = lines else {
-        let all: Vec<(usize, Id, i64)> = order
-            .lines
-            .iter()
-            .enumerate()
-            .filter_map(|(idx, l)| {
-                let id = l.id.clone()?;
-                let n = left(idx, &id);
-                (n > 0).then_some((idx, id, n))
-            })
-            .collect();
-        if all.is_empty() {
-            return Err(ManageError::NothingToFulfil);
-        }
-        return Ok(all);
-    };
-    if lines.is_empty() {
-        return Err(ManageError::NoLines { action: "fulfil" });
-    }
-    check_unique(lines.iter().map(|l| &l.line_id))?;
-    let mut out = Vec::with_capacity(lines.len());
-    for l in lines {
-        let idx = line_index(order, &l.line_id)?;
-        if l.quantity < 1 {
-            return Err(ManageError::InvalidQuantity {
-                line: l.line_id.0.clone(),
-                quantity: l.quantity,
-            });
-        }
-        let n = left(idx, &l.line_id);
-        if l.quantity > n {
-            return Err(ManageError::ExceedsFulfillable {
-                line: l.line_id.0.clone(),
-                requested: l.quantity,
-                available: n.max(0),
-            });
-        }
-        out.push((idx, l.line_id.clone(), l.quantity));
-    }
-    Ok(out)
 }
 
 /// The id of the one shipment plan holding every shipped line, if there is one.
