@@ -186,24 +186,39 @@ macro_rules! wire_enum {
             }
         }
 
-        impl Serialize for $name {
-            fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        enum_serde!($name);
+    };
+}
+
+/// Serde for an enum with `name()`, `from_name` and `from_number`: written as its name, read
+/// from a name, a number or a numeric string. Shared with the order-management enums.
+macro_rules! enum_serde {
+    ($name:ident) => {
+        impl serde::Serialize for $name {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
                 s.serialize_str(self.name())
             }
         }
 
-        impl<'de> Deserialize<'de> for $name {
-            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-                let v = Value::deserialize(d)?;
-                parse_enum(&v, $name::from_name, $name::from_number).ok_or_else(|| {
-                    D::Error::custom(format!("{} is not a valid {}", v, stringify!($name)))
-                })
+        impl<'de> serde::Deserialize<'de> for $name {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let v = <serde_json::Value as serde::Deserialize>::deserialize(d)?;
+                $crate::protocol::wire::parse_enum(&v, $name::from_name, $name::from_number)
+                    .ok_or_else(|| {
+                        <D::Error as serde::de::Error>::custom(format!(
+                            "{} is not a valid {}",
+                            v,
+                            stringify!($name)
+                        ))
+                    })
             }
         }
     };
 }
+pub(crate) use enum_serde;
 
-fn parse_enum<T>(
+/// A name, a number or a numeric string, as `wire_enum!` and `enum_serde!` read them.
+pub fn parse_enum<T>(
     v: &Value,
     by_name: fn(&str) -> Option<T>,
     by_number: fn(i64) -> Option<T>,

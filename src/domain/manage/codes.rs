@@ -61,25 +61,7 @@ macro_rules! fast_enum {
             }
         }
 
-        impl Serialize for $name {
-            fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-                s.serialize_str(self.name())
-            }
-        }
-
-        impl<'de> Deserialize<'de> for $name {
-            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-                let v = Value::deserialize(d)?;
-                let found = match &v {
-                    Value::String(s) => $name::parse(s),
-                    Value::Number(n) => n.as_i64().and_then($name::from_number),
-                    _ => None,
-                };
-                found.ok_or_else(|| {
-                    D::Error::custom(format!("{} is not a valid {}", v, stringify!($name)))
-                })
-            }
-        }
+        crate::protocol::wire::enum_serde!($name);
     };
 }
 
