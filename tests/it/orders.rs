@@ -1073,3 +1073,75 @@ async fn fast_calls_fall_back_to_the_orders_app_id() {
     );
     assert_eq!(calls[0].body["order_id"]["value"], "F-APP");
 }
+
+/// Shipping is refunded only when asked for, in full or by amount, never beyond what is left.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shipping_is_refunded_in_full_or_by_amount_once() {
+    let fake = FakeFast::start().await;
+    let app = spawn(&fake).await;
+    let id = "F-S1";
+    app.post(
+        "create",
+        &create_body("s-c", id, &[("L-1", "mug-01", 2), ("L-2", "ebook-01", 1)]),
+    )
+    .await;
+    let ship_to = json!({"first_name": "Ada", "address_1": "1 Market St",
+                         "city_locality": "San Francisco", "state_province_code": "CA",
+                         "country": "US", "country_code": "US", "postal_code": "94105"});
+    let steps = [
+        json!({"bill_to": ship_to}),
+        json!({"shipments": [{"ship_to": ship_to,
+                              "line_refs": [{"id": {"value": "L-1"}, "quantity": 2}]}]}),
+        json!({"convert_cart_to_order": true}),
+        json!({"status": "ORDER_STATUS_BOOKED"}),
+    ];
+    let mut order = Value::Null;
+    for (i, segment) in steps.into_iter().enumerate() {
+        order = app
+            .post("update", &update_body(&format!("s-u{i}"), id, segment))
+            .await
+            .order();
+    }
+    assert_eq!(money(&order["total_shipping"]), "5.00", "{order}");
+    assert_eq!(money(&order["total_amount"]), "42.52");
+    post_ok(
+        &app,
+        "/orders/F-S1/fulfillments",
+        &json!({"carrier": "UPS", "tracking_number": "1"}),
+    )
+    .await;
+
+    let part = json!({"shipping": {"amount": "2.00"}, "reason": "WRONG_SHIPPING"});
+    let calc = post_ok(&app, "/orders/F-S1/refunds/calculate", &part).await;
+    let shipping = &calc["calculation"]["shipping"];
+    assert_eq!(money(&shipping["refundable_amount"]), "5.00");
+    assert_eq!(money(&shipping["amount_incl_tax"]), "2.00");
+    let mut create = part.clone();
+    create["amount"] = json!("2.00");
+    post_ok(&app, "/orders/F-S1/refunds", &create).await;
+    let rest = json!({"shipping": "full"});
+    let calc = post_ok(&app, "/orders/F-S1/refunds/calculate", &rest).await;
+    assert_eq!(money(&calc["calculation"]["totals"]["total"]), "3.00");
+    let mut create = rest.clone();
+    create["calculation"] = calc["calculation"].clone();
+    post_ok(&app, "/orders/F-S1/refunds", &create).await;
+    refused(
+        &admin(
+            &app,
+            "POST",
+            "/orders/F-S1/refunds/calculate",
+            Some(&part),
+            &[],
+        )
+        .await,
+        422,
+        "shipping already refunded",
+    );
+
+    let calls = fake.wait_accepted(3).await;
+    assert_eq!(calls[1].body["shipping_amount"], "2.00");
+    assert_eq!(calls[1].body["amount"], "2.00");
+    assert_eq!(calls[1].body["reason"], "REFUND_REASON_CODE_WRONG_SHIPPING");
+    assert_eq!(calls[2].body["shipping_amount"], "3.00");
+    assert_eq!(calls[2].body["order_lines"], json!([]));
+}
