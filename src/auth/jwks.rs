@@ -1,8 +1,10 @@
 //! RSA signing keys from a JWKS (a file or an http(s) URL), cached by `kid`.
 //!
-//! Loaded on first use; refreshed when older than 6 hours; refetched on an unknown `kid` at most
-//! once a minute (every fetch attempt, failed or not, starts that minute). A failed fetch keeps
-//! the keys already held. Time comes from the injected [`Clock`].
+//! Loaded on first use; refreshed on use when older than an hour; refetched on an unknown `kid`
+//! at most once a minute (every fetch attempt, failed or not, starts that minute). A failed
+//! fetch keeps the keys already held, for at most 6 hours after they were fetched: past that,
+//! tokens are refused (503, logged) until the source answers again, so a key Fast has rotated
+//! out cannot stay trusted through a long outage. Time comes from the injected [`Clock`].
 
 use std::collections::HashMap;
 use std::fmt;
@@ -24,7 +26,9 @@ use crate::clock::Clock;
 /// Minimum interval between two fetches.
 pub const MIN_FETCH_INTERVAL_MS: u64 = 60_000;
 /// Keys older than this are refreshed on next use.
-pub const REFRESH_AFTER_MS: u64 = 6 * 60 * 60 * 1000;
+pub const REFRESH_AFTER_MS: u64 = 60 * 60 * 1000;
+/// Keys older than this are no longer used (the source has been failing since).
+pub const MAX_KEY_AGE_MS: u64 = 6 * 60 * 60 * 1000;
 /// Timeout of one HTTP fetch.
 pub const FETCH_TIMEOUT: Duration = Duration::from_secs(5);
 /// A JWKS document larger than this is refused.
@@ -185,7 +189,14 @@ impl State {
             .is_none_or(|t| now_ms.abs_diff(t) >= MIN_FETCH_INTERVAL_MS)
     }
 
-    fn lookup(&self, kid: &str) -> Result<Arc<RsaPublicKey>, AuthError> {
+    /// The key for `kid`; none once the keys outlived [`MAX_KEY_AGE_MS`].
+    fn lookup(&self, kid: &str, now_ms: u64) -> Result<Arc<RsaPublicKey>, AuthError> {
+        let expired = self
+            .loaded_at_ms
+            .is_some_and(|t| now_ms.abs_diff(t) >= MAX_KEY_AGE_MS);
+        if expired {
+            return Err(AuthError::KeysUnavailable);
+        }
         match self.keys.get(kid) {
             Some(key) => Ok(key.clone()),
             None if self.keys.is_empty() => Err(AuthError::KeysUnavailable),
@@ -271,12 +282,12 @@ impl JwksCache {
             let state = self.lock_state();
             let known = state.keys.contains_key(kid);
             if (known && state.fresh(now)) || !state.may_fetch(now) {
-                return state.lookup(kid);
+                return state.lookup(kid, now);
             }
         }
-        // A failure is logged inside and leaves the old keys in place.
+        // A failure is logged inside and leaves the old keys in place (until they expire).
         let _ = self.fetch_and_store(now).await;
-        self.lock_state().lookup(kid)
+        self.lock_state().lookup(kid, now)
     }
 
     fn lock_state(&self) -> MutexGuard<'_, State> {
@@ -303,12 +314,22 @@ impl JwksCache {
                 Ok(count)
             }
             Err(e) => {
-                tracing::warn!(
-                    source = %self.source.describe(),
-                    error = %e,
-                    cached_keys = state.keys.len(),
-                    "JWKS fetch failed; keeping the keys already cached"
-                );
+                let age_ms = state.loaded_at_ms.map(|t| now_ms.saturating_sub(t));
+                if age_ms.is_some_and(|a| a >= MAX_KEY_AGE_MS) {
+                    tracing::error!(
+                        source = %self.source.describe(),
+                        error = %e,
+                        "JWKS fetch failed and the cached keys are over 6 h old: \
+                         refusing Fast's tokens until the JWKS answers"
+                    );
+                } else {
+                    tracing::warn!(
+                        source = %self.source.describe(),
+                        error = %e,
+                        cached_keys = state.keys.len(),
+                        "JWKS fetch failed; keeping the keys already cached"
+                    );
+                }
                 Err(e)
             }
         }
@@ -515,7 +536,7 @@ mod tests {
         let clock = ManualClock::new(START_MS);
         cache.key("k1", &clock).await.expect("k1");
         std::fs::remove_file(&path).expect("remove");
-        // Stale after 6 h: a refresh is attempted, fails, and the old key still serves.
+        // Stale after an hour: a refresh is attempted, fails, and the old key still serves.
         clock.advance_ms(REFRESH_AFTER_MS + 1);
         cache.key("k1", &clock).await.expect("k1 kept");
         assert_eq!(cache.fetches(), 2);
@@ -530,11 +551,25 @@ mod tests {
         clock.advance_ms(MIN_FETCH_INTERVAL_MS);
         cache.key("k1", &clock).await.expect("k1 kept");
         assert_eq!(cache.fetches(), 4);
+        // Up to the age limit the key serves; from it on, nothing does.
+        clock.advance_ms(START_MS + MAX_KEY_AGE_MS - 1 - clock.now_ms());
+        cache.key("k1", &clock).await.expect("k1 just inside 6 h");
+        clock.advance_ms(1);
+        assert_eq!(
+            cache.key("k1", &clock).await,
+            Err(AuthError::KeysUnavailable)
+        );
+        clock.advance_ms(1);
+        assert_eq!(
+            cache.key("k1", &clock).await,
+            Err(AuthError::KeysUnavailable),
+            "also between two (rate-limited) fetches"
+        );
         // The source recovers.
         write_jwks(&path, &[("k2", &key_b().to_public_key())]);
         clock.advance_ms(MIN_FETCH_INTERVAL_MS);
         cache.key("k2", &clock).await.expect("k2");
-        assert_eq!(cache.fetches(), 5);
+        assert_eq!(cache.fetches(), 6);
     }
 
     #[tokio::test]

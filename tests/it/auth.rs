@@ -645,8 +645,8 @@ async fn jwt07_unknown_kid_refetches_at_most_once_a_minute_and_rotation_is_picke
 }
 
 /// JWT-08. Once keys are cached, a JWKS outage (500) does not stop known kids: a refetch for an
-/// unknown kid fails, the cached keys stay, and k1 is still accepted hours later (inside the
-/// 6 h cache age).
+/// unknown kid fails, the cached keys stay, and k1 is still accepted hours later, up to the 6 h
+/// cache age; from then on tokens get 503 until the JWKS answers again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn jwt08_cached_keys_survive_a_jwks_outage() {
     let f = jwt_app().await;
@@ -673,7 +673,15 @@ async fn jwt08_cached_keys_survive_a_jwks_outage() {
         "known kid 5 h into the outage",
         &f.call("read", &body, &f.token()).await,
     );
-    assert_eq!(f.jwks.fetches(), 2, "fresh keys need no fetch");
+    assert_eq!(
+        f.jwks.fetches(),
+        3,
+        "a stale cache tries a refresh (failing)"
+    );
+    f.app.clock.advance_ms(3600 * 1000);
+    let r = f.call("read", &body, &f.token()).await;
+    assert_eq!(r.status, 503, "past 6 h the cached keys are dropped");
+    assert_eq!(r.json()["code"], 14);
 }
 
 /// JWT-08 (hanging JWKS). A JWKS endpoint that accepts and never answers delays only the
