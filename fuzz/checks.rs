@@ -19,7 +19,7 @@ use fast_seller::clock::{Clock as _, ManualClock};
 use fast_seller::domain::{self, Catalog, IdSource};
 use fast_seller::protocol::{
     CreateRequest, DeleteRequest, EntityType, FastOrder, Header, Int64, Money, OrderResponse,
-    OrderResponseSegment, ReadRequest, SegmentStatus, UpdateRequest,
+    OrderResponseSegment, ReadRequest, SegmentStatus, UpdateRequest, MAX_MONEY,
 };
 use fast_seller::signing::{
     self, WebhookSecret, DEFAULT_TOLERANCE_SECS, HEADER_ID, HEADER_SIGNATURE, HEADER_TIMESTAMP,
@@ -527,15 +527,23 @@ fn max_two_decimals() -> Decimal {
     Decimal::MAX / Decimal::ONE_HUNDRED
 }
 
-/// `parse(to_wire(x)) == round(x)`, and `to_wire` writes exactly two decimals where a
-/// `Decimal` can hold them. Above about 7.9e26 it cannot: `to_wire` then writes fewer decimals
-/// (`rescale` keeps what fits), which still parses back to the same amount.
+/// `to_wire` writes exactly two decimals where a `Decimal` can hold them (above about 7.9e26
+/// it cannot: `rescale` keeps what fits); `parse(to_wire(x)) == round(x)` for amounts below
+/// `MAX_MONEY`, and from there on `parse` refuses the amount.
 fn check_wire(x: Money, what: &str) {
     let wire = x.to_wire();
+    let rounded = Money::cents(x.0);
     assert!(
-        is_two_decimals(&wire) || Money::cents(x.0).0.abs() > max_two_decimals(),
+        is_two_decimals(&wire) || rounded.0.abs() > max_two_decimals(),
         "{what}: to_wire({x:?}) = {wire:?} is not -?digits.dd"
     );
+    if rounded.0.abs() >= Decimal::from(MAX_MONEY) {
+        assert!(
+            Money::parse(&wire).is_err(),
+            "{what}: {wire} is out of range and must be refused"
+        );
+        return;
+    }
     assert_eq!(
         Money::parse(&wire),
         Ok(Money::cents(x.0)),
