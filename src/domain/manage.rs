@@ -445,7 +445,7 @@ pub(crate) fn pro_rata(amount: Decimal, part: i64, whole: i64) -> Decimal {
 }
 
 /// The order's status; none or UNSPECIFIED count as a cart (as in checkout).
-pub(crate) fn status_of(order: &FastOrder) -> OrderStatus {
+pub fn status_of(order: &FastOrder) -> OrderStatus {
     match order.status {
         None | Some(OrderStatus::Unspecified) => OrderStatus::Cart,
         Some(s) => s,

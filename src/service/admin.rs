@@ -2,11 +2,10 @@
 //! letters. Shared by the admin HTTP API and the `fast-seller outbox` commands.
 
 use super::ServiceError;
-use crate::clock::Clock;
+use crate::clock::{rfc3339_ms, Clock};
 use crate::store::{Attempt, OutboxItem, OutboxState, Store};
 use serde::Serialize;
 use std::sync::Arc;
-use std::time::{Duration, UNIX_EPOCH};
 use tokio::sync::Notify;
 
 /// Most entries one listing returns.
@@ -60,18 +59,14 @@ pub struct Backlog {
     pub dead: u64,
 }
 
-fn rfc3339(ms: u64) -> String {
-    humantime::format_rfc3339_millis(UNIX_EPOCH + Duration::from_millis(ms)).to_string()
-}
-
 fn view(item: OutboxItem) -> OutboxView {
     let event = serde_json::from_slice(&item.entry.body).unwrap_or_else(|_| {
         serde_json::Value::String(String::from_utf8_lossy(&item.entry.body).into_owned())
     });
     OutboxView {
         next_attempt_at: (item.state == OutboxState::Pending)
-            .then(|| rfc3339(item.next_attempt_ms)),
-        created_at: rfc3339(item.entry.created_at_ms),
+            .then(|| rfc3339_ms(item.next_attempt_ms)),
+        created_at: rfc3339_ms(item.entry.created_at_ms),
         state: item.state.as_str(),
         attempts: item.attempts,
         failures: item.failures,
@@ -85,7 +80,7 @@ fn view(item: OutboxItem) -> OutboxView {
 
 fn attempt_view(a: Attempt) -> AttemptView {
     AttemptView {
-        at: rfc3339(a.at_ms),
+        at: rfc3339_ms(a.at_ms),
         latency_ms: a.latency_ms,
         delivered: a.delivered,
         status: a.status,

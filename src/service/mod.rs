@@ -24,7 +24,7 @@ use crate::store::{
 };
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
-use std::time::{Duration, UNIX_EPOCH};
+use std::time::Duration;
 use tokio::sync::Notify;
 use tracing::Span;
 
@@ -785,14 +785,14 @@ fn outbox_entry(
     detail: Option<&serde_json::Value>,
 ) -> Result<OutboxEntry, ServiceError> {
     let id = uuid::Uuid::now_v7().to_string();
-    let occurred_at = humantime::format_rfc3339_millis(UNIX_EPOCH + Duration::from_millis(now_ms));
+    let occurred_at = crate::clock::rfc3339_ms(now_ms);
     let body = encode(&OutboxEvent {
         id: &id,
         event_type,
         order_id,
         external_id: stored.order.external_id.as_deref(),
         sequence: stored.events,
-        occurred_at: occurred_at.to_string(),
+        occurred_at,
         order: &stored.order,
         detail,
     })?;

@@ -14,16 +14,16 @@ use super::{
     encode, fingerprint, outbox_entry, parse, retry_on_conflict, to_record, Begin, Loaded, Reply,
     Service, ServiceError, Stamp, StoredOrder,
 };
+use crate::clock::rfc3339_ms;
 use crate::domain::manage::{
-    self, Actor, BusinessEventBody, CancelRequest, FastCall, FulfilRequest, Ledger, ManageError,
-    QueuedFastCall, RefundCalculation, RefundRequest,
+    self, status_of, Actor, BusinessEventBody, CancelRequest, FastCall, FulfilRequest, Ledger,
+    ManageError, QueuedFastCall, RefundCalculation, RefundRequest,
 };
 use crate::metrics::Metrics;
 use crate::protocol::{FastOrder, Id, Money, OrderLookup, OrderStatus};
 use crate::store::{Commit, IdempotencyKey, OrderWrite, OutboxEntry};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use std::time::{Duration, UNIX_EPOCH};
 
 /// Idempotency keys of the merchant API live in their own scope: Fast's app ids never
 /// contain a NUL, so they cannot collide with Fast's request ids.
@@ -149,17 +149,6 @@ struct Applied {
     result: Value,
 }
 
-fn rfc3339(ms: u64) -> String {
-    humantime::format_rfc3339_millis(UNIX_EPOCH + Duration::from_millis(ms)).to_string()
-}
-
-fn status_of(order: &FastOrder) -> OrderStatus {
-    match order.status {
-        None | Some(OrderStatus::Unspecified) => OrderStatus::Cart,
-        Some(s) => s,
-    }
-}
-
 fn email_of(order: &FastOrder) -> Option<String> {
     order
         .bill_to
@@ -187,8 +176,8 @@ impl Loaded {
             id: &self.record.id,
             version: self.record.version,
             status: status_of(&self.stored.order),
-            created_at: rfc3339(self.stored.created_at_ms),
-            updated_at: rfc3339(self.stored.updated_at_ms),
+            created_at: rfc3339_ms(self.stored.created_at_ms),
+            updated_at: rfc3339_ms(self.stored.updated_at_ms),
             order: &self.stored.order,
             management: &self.stored.ledger,
         }
@@ -213,8 +202,8 @@ impl Loaded {
             currency_code: order.currency_code.clone(),
             total_amount: order.total_amount.unwrap_or_default(),
             version: self.record.version,
-            created_at: rfc3339(self.stored.created_at_ms),
-            updated_at: rfc3339(self.stored.updated_at_ms),
+            created_at: rfc3339_ms(self.stored.created_at_ms),
+            updated_at: rfc3339_ms(self.stored.updated_at_ms),
         }
     }
 

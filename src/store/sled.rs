@@ -634,7 +634,9 @@ impl Store for SledStore {
         limit: usize,
         _lease_ms: u64,
     ) -> Result<Vec<OutboxItem>, StoreError> {
-        let due = self.with_trees(move |t| t.outbox_due(now_ms, limit)).await?;
+        let due = self
+            .with_trees(move |t| t.outbox_due(now_ms, limit))
+            .await?;
         // A commit is visible before its group flush ends: never hand out an event whose commit
         // a crash could still undo. A flush started after the read covers all it returned.
         if !due.is_empty() {
