@@ -9,6 +9,7 @@
 //! it must index (the Fast order id as primary key, and every seller `external_id` the order
 //! was ever known by).
 
+pub mod copy;
 pub mod sled;
 
 use async_trait::async_trait;
@@ -211,6 +212,33 @@ pub trait Store: Send + Sync + 'static {
     async fn counts(&self) -> Result<StoreCounts, StoreError>;
     /// Makes every earlier write durable (shutdown).
     async fn flush(&self) -> Result<(), StoreError>;
+    /// Idempotency records with a key above `after` (all when `None`), by `app_id` then
+    /// `request_id` (bytewise), at most `limit`: store-to-store copies page through this.
+    async fn idempotency_after(
+        &self,
+        after: Option<&IdempotencyKey>,
+        limit: usize,
+    ) -> Result<Vec<(IdempotencyKey, IdempotencyRecord)>, StoreError>;
+    /// Outbox entries with an id above `after` (all when `None`), by id, at most `limit`,
+    /// each with its attempt log: store-to-store copies page through this.
+    async fn outbox_after(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<(OutboxItem, Vec<Attempt>)>, StoreError>;
+    /// Writes the rows of `batch` exactly as given (versions, delivery states, counters and
+    /// attempt logs; no lease) in one transaction, durably. A row whose key is already stored
+    /// fails the whole batch with [`StoreError::Conflict`]; nothing is overwritten.
+    async fn import(&self, batch: ImportBatch) -> Result<(), StoreError>;
+}
+
+/// Rows for [`Store::import`], as the `…_after` methods of another store return them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ImportBatch {
+    pub orders: Vec<OrderRecord>,
+    pub idempotency: Vec<(IdempotencyKey, IdempotencyRecord)>,
+    /// Entries with their attempt log, oldest attempt first.
+    pub outbox: Vec<(OutboxItem, Vec<Attempt>)>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

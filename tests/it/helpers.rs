@@ -325,6 +325,16 @@ pub async fn send_retrying(
     }
 }
 
+/// `GET /readyz` → `(pending, dead)` of the outbox, when the server answers.
+pub async fn outbox_backlog(http: &reqwest::Client, base: &str) -> Option<(u64, u64)> {
+    let r = http.get(format!("{base}/readyz")).send().await.ok()?;
+    let v: Value = r.json().await.ok()?;
+    Some((
+        v["outbox"]["pending"].as_u64()?,
+        v["outbox"]["dead"].as_u64()?,
+    ))
+}
+
 // ---------------------------------------------------------------------------------------------
 // Deterministic randomness
 // ---------------------------------------------------------------------------------------------

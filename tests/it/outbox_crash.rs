@@ -16,8 +16,8 @@
 //! the server's real clock, so the final wait for delivery stays bounded.
 
 use crate::helpers::{
-    accept_loop, create_body, post, read_request, update_body, write_answer, Resp, ServerProcess,
-    XorShift,
+    accept_loop, create_body, outbox_backlog, post, read_request, update_body, write_answer, Resp,
+    ServerProcess, XorShift,
 };
 use fast_seller::signing::{self, WebhookSecret};
 use serde_json::{json, Value};
@@ -361,16 +361,6 @@ async fn client(
     acked
 }
 
-/// `GET /readyz` → `(pending, dead)` of the outbox, when the server answers.
-async fn backlog(http: &reqwest::Client, base: &str) -> Option<(u64, u64)> {
-    let r = http.get(format!("{base}/readyz")).send().await.ok()?;
-    let v: Value = r.json().await.ok()?;
-    Some((
-        v["outbox"]["pending"].as_u64()?,
-        v["outbox"]["dead"].as_u64()?,
-    ))
-}
-
 // ---------------------------------------------------------------------------------------------
 // The test
 // ---------------------------------------------------------------------------------------------
@@ -482,7 +472,7 @@ async fn conversions_survive_ten_kills_and_are_all_delivered_once() {
         let created = receiver.created_orders();
         let missing: Vec<&String> = all_orders.difference(&created).collect();
         if missing.is_empty() {
-            last_backlog = backlog(&http, &server.base()).await;
+            last_backlog = outbox_backlog(&http, &server.base()).await;
             if last_backlog == Some((0, 0)) && receiver.open_calls() == 0 {
                 break;
             }
