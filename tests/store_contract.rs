@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 use fast_seller::store::postgres::{redact_url, PgStore};
 use fast_seller::store::sled::SledStore;
 use fast_seller::store::{
-    Attempt, Commit, IdempotencyKey, IdempotencyRecord, ImportBatch, NextStep, OrderRecord,
-    OrderWrite, OutboxEntry, OutboxItem, OutboxState, Store, StoreCounts, StoreError,
+    Attempt, Commit, IdempotencyKey, IdempotencyRecord, ImportBatch, InFlightClaim, NextStep,
+    OrderRecord, OrderWrite, OutboxEntry, OutboxItem, OutboxState, Store, StoreCounts, StoreError,
 };
 use tempfile::TempDir;
 
@@ -1144,7 +1144,7 @@ mod postgres_only {
         let store = schema.connect().await;
         assert_eq!(
             store.migrate().await.unwrap(),
-            vec!["0001_init".to_string()]
+            ["0001_init", "0002_in_flight"]
         );
         assert!(store.migrate().await.unwrap().is_empty(), "second run");
         let other = schema.connect().await;
@@ -1154,17 +1154,143 @@ mod postgres_only {
         let rows = client
             .query(
                 &format!(
-                    "SELECT version, name, length(checksum) FROM {}.fast_seller_migrations",
+                    "SELECT version, name, length(checksum) FROM {}.fast_seller_migrations \
+                     ORDER BY version",
                     schema.name
                 ),
                 &[],
             )
             .await
             .unwrap();
-        assert_eq!(rows.len(), 1);
+        assert_eq!(rows.len(), 2);
         assert_eq!(rows[0].get::<_, i32>(0), 1);
         assert_eq!(rows[0].get::<_, String>(1), "0001_init");
         assert_eq!(rows[0].get::<_, i32>(2), 64, "hex SHA-256");
+        assert_eq!(rows[1].get::<_, String>(1), "0002_in_flight");
+    }
+
+    /// A database at schema version 1 (made by an older build) gets only what it lacks, and
+    /// keeps its data.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_version_1_database_is_upgraded_in_place() {
+        let schema = PgSchema::create().await;
+        let store = schema.open().await;
+        store
+            .commit(write(order("o1", &["e1"], 1), None, "r1"))
+            .await
+            .unwrap();
+        raw_client()
+            .await
+            .batch_execute(&format!(
+                "DROP TABLE {0}.in_flight; \
+                 DELETE FROM {0}.fast_seller_migrations WHERE version = 2",
+                schema.name
+            ))
+            .await
+            .unwrap();
+        assert_eq!(store.migrate().await.unwrap(), ["0002_in_flight"]);
+        assert_eq!(
+            store.get_order("o1").await.unwrap(),
+            Some(order("o1", &["e1"], 1))
+        );
+        let claim = store
+            .claim_in_flight(&key("r2"), "me", Duration::from_secs(10))
+            .await
+            .unwrap();
+        assert_eq!(claim, InFlightClaim::Claimed);
+    }
+
+    /// STORE-07 for the in-flight marker: one claimant per key; a live marker holds it, an
+    /// expired one is taken over; only the owner's release removes it; pruning removes
+    /// expired markers only.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn in_flight_markers_hold_expire_and_are_taken_over() {
+        let schema = PgSchema::create().await;
+        let a = schema.open().await;
+        let b = schema.open().await;
+        let ttl = Duration::from_secs(30);
+        // Two instances claim the same key at once: exactly one gets it.
+        let k1 = key("k1");
+        let (ra, rb) = tokio::join!(
+            a.claim_in_flight(&k1, "a", ttl),
+            b.claim_in_flight(&k1, "b", ttl)
+        );
+        let (ra, rb) = (ra.unwrap(), rb.unwrap());
+        let mut claims = [ra, rb];
+        claims.sort_by_key(|c| format!("{c:?}"));
+        assert_eq!(claims, [InFlightClaim::Claimed, InFlightClaim::Held]);
+        let (holder, other) = if ra == InFlightClaim::Claimed {
+            ("a", "b")
+        } else {
+            ("b", "a")
+        };
+        assert_eq!(
+            a.claim_in_flight(&key("k1"), "x", ttl).await.unwrap(),
+            InFlightClaim::Held,
+            "a live marker was taken over"
+        );
+        // A release by someone else leaves it; the owner's release frees the key.
+        a.release_in_flight(&key("k1"), other).await.unwrap();
+        assert_eq!(
+            b.claim_in_flight(&key("k1"), "c", ttl).await.unwrap(),
+            InFlightClaim::Held
+        );
+        b.release_in_flight(&key("k1"), holder).await.unwrap();
+        assert_eq!(
+            b.claim_in_flight(&key("k1"), "c", ttl).await.unwrap(),
+            InFlightClaim::Claimed
+        );
+        // A crashed instance's marker expires and is taken over.
+        assert_eq!(
+            a.claim_in_flight(&key("k2"), "crashed", Duration::from_millis(50))
+                .await
+                .unwrap(),
+            InFlightClaim::Claimed
+        );
+        assert_eq!(
+            b.claim_in_flight(&key("k2"), "b", ttl).await.unwrap(),
+            InFlightClaim::Held
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert_eq!(
+            b.claim_in_flight(&key("k2"), "b", ttl).await.unwrap(),
+            InFlightClaim::Claimed
+        );
+        // Pruning drops expired markers, not live ones.
+        a.claim_in_flight(&key("k3"), "gone", Duration::from_millis(1))
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        a.prune_idempotency(0).await.unwrap();
+        let left: Vec<String> = raw_client()
+            .await
+            .query(
+                &format!(
+                    "SELECT request_id FROM {}.in_flight ORDER BY 1",
+                    schema.name
+                ),
+                &[],
+            )
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        assert_eq!(left, ["k1", "k2"]);
+    }
+
+    /// A store only one process opens keeps no markers.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sled_keeps_no_in_flight_markers() {
+        let dir = TempDir::new().unwrap();
+        let store = SledStore::open(dir.path(), CACHE).unwrap();
+        assert_eq!(
+            store
+                .claim_in_flight(&key("k"), "a", Duration::from_secs(1))
+                .await
+                .unwrap(),
+            InFlightClaim::NotShared
+        );
     }
 
     /// Instances starting together apply each migration once (advisory lock).
@@ -1188,7 +1314,7 @@ mod postgres_only {
             .into_iter()
             .map(|r| r.expect("migrate").len())
             .collect();
-        assert_eq!(applied.iter().sum::<usize>(), 1, "{applied:?}");
+        assert_eq!(applied.iter().sum::<usize>(), 2, "{applied:?}");
         stores[0]
             .commit(write(order("o1", &["e1"], 1), None, "r1"))
             .await

@@ -4,6 +4,7 @@
 
 pub mod admin;
 mod fingerprint;
+mod in_flight;
 mod keyed_lock;
 
 pub use keyed_lock::{KeyGuard, KeyedLocks};
@@ -543,22 +544,23 @@ impl Service {
         };
         let value: serde_json::Value = parse(body)?;
         let fingerprint = fingerprint::fingerprint(endpoint, &value);
+        let deadline = tokio::time::Instant::now() + self.settings.in_flight_wait;
         let slot = self
             .in_flight
             .acquire(&key, self.settings.in_flight_wait)
             .await
             .ok_or_else(|| ServiceError::InFlight(key.request_id.clone()))?;
         if let Some(record) = self.store.get_idempotency(&key).await? {
-            if record.fingerprint != fingerprint {
-                return Err(ServiceError::RequestIdReused(key.request_id));
-            }
-            return Ok(Begin::Replay(Reply {
-                status: record.status,
-                body: record.body,
-                replayed: true,
-            }));
+            return replay(record, fingerprint, key);
         }
-        Ok(Begin::Run(Some(Stamp { key, fingerprint }), Some(slot)))
+        let marker = match in_flight::claim(&self.store, &key, deadline).await? {
+            in_flight::Claimed::Run(marker) => marker.map(Box::new),
+            in_flight::Claimed::Recorded(record) => return replay(record, fingerprint, key),
+        };
+        Ok(Begin::Run(
+            Some(Stamp { key, fingerprint }),
+            Some((slot, marker)),
+        ))
     }
 
     /// When another instance recorded the same request_id first, its answer is the answer.
@@ -683,7 +685,28 @@ impl Service {
 
 enum Begin {
     Replay(Reply),
-    Run(Option<Stamp>, Option<KeyGuard<IdempotencyKey>>),
+    /// Go ahead, holding the request id (in this process, and across instances when the
+    /// store is shared) until the value is dropped.
+    Run(
+        Option<Stamp>,
+        Option<(KeyGuard<IdempotencyKey>, Option<Box<in_flight::Marker>>)>,
+    ),
+}
+
+/// The stored answer to a repeat, or a refusal when the body differs.
+fn replay(
+    record: IdempotencyRecord,
+    fingerprint: [u8; 32],
+    key: IdempotencyKey,
+) -> Result<Begin, ServiceError> {
+    if record.fingerprint != fingerprint {
+        return Err(ServiceError::RequestIdReused(key.request_id));
+    }
+    Ok(Begin::Replay(Reply {
+        status: record.status,
+        body: record.body,
+        replayed: true,
+    }))
 }
 
 fn record_ids(header: &Header, order_id: Option<&str>) {

@@ -12,6 +12,8 @@
 pub mod copy;
 pub mod sled;
 
+use std::time::Duration;
+
 use async_trait::async_trait;
 
 /// One stored order: the serialized domain order plus what the store indexes.
@@ -230,6 +232,38 @@ pub trait Store: Send + Sync + 'static {
     /// attempt logs; no lease) in one transaction, durably. A row whose key is already stored
     /// fails the whole batch with [`StoreError::Conflict`]; nothing is overwritten.
     async fn import(&self, batch: ImportBatch) -> Result<(), StoreError>;
+    /// Marks `key` as being executed by `owner` for `ttl`, for the other instances sharing the
+    /// store: [`InFlightClaim::Claimed`] when the marker is `owner`'s now (new, or taken over
+    /// from an expired one), [`InFlightClaim::Held`] while another live marker exists. A store
+    /// that only one process opens answers [`InFlightClaim::NotShared`]: the caller's
+    /// in-process lock is all it needs.
+    async fn claim_in_flight(
+        &self,
+        _key: &IdempotencyKey,
+        _owner: &str,
+        _ttl: Duration,
+    ) -> Result<InFlightClaim, StoreError> {
+        Ok(InFlightClaim::NotShared)
+    }
+    /// Removes `owner`'s marker of `key`, if it still holds it.
+    async fn release_in_flight(
+        &self,
+        _key: &IdempotencyKey,
+        _owner: &str,
+    ) -> Result<(), StoreError> {
+        Ok(())
+    }
+}
+
+/// The answer of [`Store::claim_in_flight`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InFlightClaim {
+    /// The marker is the caller's until it releases it or it expires.
+    Claimed,
+    /// Another instance is executing the request (its marker has not expired).
+    Held,
+    /// Only one process uses the store: no marker is kept.
+    NotShared,
 }
 
 /// Rows for [`Store::import`], as the `…_after` methods of another store return them.

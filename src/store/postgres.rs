@@ -42,8 +42,8 @@ use tokio_postgres::error::SqlState;
 use tokio_postgres::{NoTls, Row};
 
 use super::{
-    Attempt, Commit, IdempotencyKey, IdempotencyRecord, ImportBatch, NextStep, OrderRecord,
-    OrderWrite, OutboxEntry, OutboxItem, OutboxState, Store, StoreCounts, StoreError,
+    Attempt, Commit, IdempotencyKey, IdempotencyRecord, ImportBatch, InFlightClaim, NextStep,
+    OrderRecord, OrderWrite, OutboxEntry, OutboxItem, OutboxState, Store, StoreCounts, StoreError,
 };
 
 /// Retries of a transaction that hit a serialization failure or a deadlock.
@@ -65,11 +65,18 @@ struct Migration {
 }
 
 /// Every migration, in order. Never edit an applied one: add a new file.
-const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "0001_init",
-    sql: include_str!("migrations/0001_init.sql"),
-}];
+const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "0001_init",
+        sql: include_str!("migrations/0001_init.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "0002_in_flight",
+        sql: include_str!("migrations/0002_in_flight.sql"),
+    },
+];
 
 /// A [`Store`] on PostgreSQL, with a connection pool.
 pub struct PgStore {
@@ -1275,6 +1282,13 @@ impl Store for PgStore {
 
     async fn prune_idempotency(&self, before_ms: u64) -> Result<u64, StoreError> {
         retrying!(self, "prune_idempotency", |client| async {
+            // Markers left by crashed instances (a live request keeps its own).
+            client
+                .execute(
+                    "DELETE FROM in_flight WHERE expires_at < clock_timestamp()",
+                    &[],
+                )
+                .await?;
             let removed = match i64::try_from(before_ms) {
                 Ok(before) => {
                     client
@@ -1491,6 +1505,66 @@ impl Store for PgStore {
             after,
             max
         ))
+    }
+
+    /// One statement: insert the marker, or take over an expired one (by the database's
+    /// clock, so the instances' clocks need not agree). A concurrent claim of the same key
+    /// waits for this one's row, then finds it live.
+    async fn claim_in_flight(
+        &self,
+        key: &IdempotencyKey,
+        owner: &str,
+        ttl: Duration,
+    ) -> Result<InFlightClaim, StoreError> {
+        let app_id = text(&key.app_id, "app_id")?;
+        let request_id = text(&key.request_id, "request_id")?;
+        let ttl_secs = ttl.as_secs_f64();
+        let row = retrying!(self, "claim_in_flight", |client| async {
+            let stmt = client
+                .prepare_cached(
+                    "INSERT INTO in_flight (app_id, request_id, owner, expires_at) \
+                     VALUES ($1, $2, $3, clock_timestamp() + make_interval(secs => $4)) \
+                     ON CONFLICT (app_id, request_id) DO UPDATE \
+                     SET owner = EXCLUDED.owner, expires_at = EXCLUDED.expires_at \
+                     WHERE in_flight.expires_at <= clock_timestamp() \
+                     RETURNING (xmax <> 0)",
+                )
+                .await?;
+            Ok(client
+                .query_opt(&stmt, &[&app_id, &request_id, &owner, &ttl_secs])
+                .await?)
+        })?;
+        let Some(row) = row else {
+            return Ok(InFlightClaim::Held);
+        };
+        let took_over: bool = row
+            .try_get(0)
+            .map_err(|e| db_error("claim_in_flight", &e))?;
+        if took_over {
+            tracing::warn!(
+                request_id = %key.request_id,
+                "took over the expired in-flight marker of a request id (its instance stopped \
+                 or took longer than the marker's lifetime)"
+            );
+        }
+        Ok(InFlightClaim::Claimed)
+    }
+
+    async fn release_in_flight(&self, key: &IdempotencyKey, owner: &str) -> Result<(), StoreError> {
+        if key.app_id.contains('\0') || key.request_id.contains('\0') {
+            return Ok(());
+        }
+        retrying!(self, "release_in_flight", |client| async {
+            let stmt = client
+                .prepare_cached(
+                    "DELETE FROM in_flight WHERE app_id = $1 AND request_id = $2 AND owner = $3",
+                )
+                .await?;
+            client
+                .execute(&stmt, &[&key.app_id, &key.request_id, &owner])
+                .await?;
+            Ok(())
+        })
     }
 
     async fn import(&self, batch: ImportBatch) -> Result<(), StoreError> {
