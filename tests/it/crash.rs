@@ -15,12 +15,12 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-fn read_body(fast_id: &str) -> Value {
+pub(crate) fn read_body(fast_id: &str) -> Value {
     json!({"type": "ENTITY_TYPE_ORDER", "order": {"order_id": {"value": fast_id}}})
 }
 
 /// Fast line ids of an order in a read/create/update answer.
-fn line_ids(resp: &Resp) -> Vec<String> {
+pub(crate) fn line_ids(resp: &Resp) -> Vec<String> {
     resp.order()["lines"]
         .as_array()
         .unwrap_or_else(|| panic!("no lines in {}", String::from_utf8_lossy(&resp.bytes)))
@@ -31,17 +31,17 @@ fn line_ids(resp: &Resp) -> Vec<String> {
 
 /// One update as Fast would send it: the same bytes on every retry.
 #[derive(Clone, Debug)]
-struct Op {
-    request_id: String,
-    line_id: String,
-    cart: String,
-    body: Vec<u8>,
+pub(crate) struct Op {
+    pub(crate) request_id: String,
+    pub(crate) line_id: String,
+    pub(crate) cart: String,
+    pub(crate) body: Vec<u8>,
     /// Times sent so far.
-    sends: u32,
+    pub(crate) sends: u32,
 }
 
 impl Op {
-    fn new(prefix: &str, client: usize, n: u64, carts: &[String]) -> Op {
+    pub(crate) fn new(prefix: &str, client: usize, n: u64, carts: &[String]) -> Op {
         let request_id = format!("{prefix}-req-c{client}-{n:05}");
         let line_id = format!("{prefix}-line-c{client}-{n:05}");
         let cart = carts[(client * 7 + usize::try_from(n).unwrap() * 3) % carts.len()].clone();
@@ -178,7 +178,7 @@ async fn retry_all(
 ///
 /// `expected_initial`: lines the carts were created with. `sent`: every op ever sent (at
 /// least attempted). `acked`: every op answered 200, with its bytes.
-async fn check_final_state(
+pub(crate) async fn check_final_state(
     http: &reqwest::Client,
     base: &str,
     carts: &[String],
@@ -243,7 +243,7 @@ async fn check_final_state(
 }
 
 /// At most `max` acknowledged requests: every one that needed a retry, then evenly spread.
-fn replay_sample(acked: &[(Op, Resp)], max: usize) -> Vec<&(Op, Resp)> {
+pub(crate) fn replay_sample(acked: &[(Op, Resp)], max: usize) -> Vec<&(Op, Resp)> {
     let (retried, once): (Vec<_>, Vec<_>) = acked.iter().partition(|(op, _)| op.sends > 1);
     let mut sample: Vec<_> = retried.into_iter().take(max).collect();
     let rest = (max - sample.len()).min(once.len());
@@ -252,7 +252,11 @@ fn replay_sample(acked: &[(Op, Resp)], max: usize) -> Vec<&(Op, Resp)> {
 }
 
 /// Replays `sample`: the same status and bytes, marked `Idempotent-Replayed: true`.
-async fn check_replays(http: &reqwest::Client, base: &str, sample: &[&(Op, Resp)]) -> usize {
+pub(crate) async fn check_replays(
+    http: &reqwest::Client,
+    base: &str,
+    sample: &[&(Op, Resp)],
+) -> usize {
     let mut n = 0;
     for (op, first) in sample.iter().copied() {
         let again = post(http, base, "update", op.body.clone())
@@ -282,7 +286,7 @@ async fn check_replays(http: &reqwest::Client, base: &str, sample: &[&(Op, Resp)
 }
 
 /// Creates carts `<prefix>-cart-<k>`, each with one line `<prefix>-seed-<k>`.
-async fn create_carts(
+pub(crate) async fn create_carts(
     http: &reqwest::Client,
     base: &str,
     prefix: &str,

@@ -615,6 +615,14 @@ impl HttpRequest {
             .map(|(_, v)| v.clone())
     }
 
+    /// Standard Webhooks verification of the request by the system clock.
+    pub fn verify_now(&self, secret: &WebhookSecret) -> Result<(), String> {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap();
+        self.verify(secret, u64::try_from(now.as_millis()).unwrap())
+    }
+
     /// Standard Webhooks verification of the request at `now_ms`.
     pub fn verify(&self, secret: &WebhookSecret, now_ms: u64) -> Result<(), String> {
         signing::verify(

@@ -25,7 +25,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -177,14 +177,7 @@ async fn serve_connection(mut stream: TcpStream, state: Arc<ReceiverState>) {
     let body = request.body.clone();
     state.open.fetch_add(1, Ordering::SeqCst);
 
-    let now_ms = u64::try_from(
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap()
-            .as_millis(),
-    )
-    .unwrap();
-    let verified = request.verify(&state.secret, now_ms);
+    let verified = request.verify_now(&state.secret);
     let json: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
     let webhook_id = header(signing::HEADER_ID);
     let (delay, fail) = {
