@@ -34,8 +34,9 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use actix_web::{web, App, HttpResponse, HttpServer};
-use fast_seller::config::{LogFormat, Settings};
-use fast_seller::startup::Application;
+use fast_seller::config::{LogFormat, Secret, Settings, StoreConfig};
+use fast_seller::startup::{Application, StartupError};
+use fast_seller::store::postgres::redact_url;
 use fast_seller::store::{Store, StoreCounts};
 use serde_json::{json, Value};
 use sled::transaction::{ConflictableTransactionError, TransactionError};
@@ -78,6 +79,10 @@ fn main() {
         .build()
         .expect("the client runtime starts");
     let (ours, anchors) = runtime.block_on(bench_http(&opts));
+    let postgres = runtime.block_on(bench_postgres(&opts));
+    if let Err(e) = &postgres {
+        eprintln!("[bench] PostgreSQL column skipped: {e}");
+    }
     drop(runtime);
 
     let value = ours.sample.order_bytes.clone();
@@ -96,6 +101,7 @@ fn main() {
         opts,
         ours,
         anchors,
+        postgres,
         sled_flush,
         sled_gc,
         rss_end_kib: rss_kib(),
@@ -685,18 +691,9 @@ struct Sample {
 /// whatever else the machine is doing skews both alike); fast-seller idles meanwhile.
 async fn bench_http(opts: &Opts) -> (Ours, Anchors) {
     let dir = tempfile::TempDir::new().expect("a temp dir for the server's data");
-    let mut settings = Settings::new(([127, 0, 0, 1], 0).into(), dir.path().to_path_buf());
-    settings.workers = 2;
-    settings.log_format = LogFormat::Json;
-    settings.shutdown_timeout = Duration::from_secs(2);
-    let app = Application::build(settings)
-        .await
-        .expect("the fast-seller server starts");
-    let base = format!("http://127.0.0.1:{}/fast/v1", app.port());
-    let service = app.service();
-    let store = service.store().clone();
-    let handle = app.handle();
-    let server = tokio::spawn(app.run_until_stopped());
+    let running = Running::start(dir.path(), StoreConfig::Sled).await;
+    let base = running.base.clone();
+    let store = running.store.clone();
 
     eprintln!("[bench] fast-seller: setting up {CARTS} carts");
     setup_carts(&base).await;
@@ -770,15 +767,7 @@ async fn bench_http(opts: &Opts) -> (Ours, Anchors) {
     let rss = rss_kib();
 
     drop(store);
-    drop(service);
-    stop(handle, async {
-        match server.await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => eprintln!("[bench] fast-seller stopped with an error: {e}"),
-            Err(e) => eprintln!("[bench] fast-seller's task failed: {e}"),
-        }
-    })
-    .await;
+    running.stop().await;
 
     let ours = Ours {
         avg_order_json: create.resp_bytes,
@@ -807,6 +796,126 @@ async fn bench_http(opts: &Opts) -> (Ours, Anchors) {
         txn_gc_bytes_per_update: txn_gc_bytes_per_update.unwrap_or(0.0),
     };
     (ours, anchors)
+}
+
+/// fast-seller in this process on a random port (2 workers), with its store.
+struct Running {
+    /// `http://127.0.0.1:<port>/fast/v1`
+    base: String,
+    store: Arc<dyn Store>,
+    handle: actix_web::dev::ServerHandle,
+    server: tokio::task::JoinHandle<Result<(), StartupError>>,
+}
+
+impl Running {
+    async fn start(data_dir: &Path, store: StoreConfig) -> Running {
+        let mut settings = Settings::new(([127, 0, 0, 1], 0).into(), data_dir.to_path_buf());
+        settings.workers = 2;
+        settings.log_format = LogFormat::Json;
+        settings.shutdown_timeout = Duration::from_secs(2);
+        settings.store = store;
+        let app = Application::build(settings)
+            .await
+            .expect("the fast-seller server starts");
+        Running {
+            base: format!("http://127.0.0.1:{}/fast/v1", app.port()),
+            store: app.service().store().clone(),
+            handle: app.handle(),
+            server: tokio::spawn(app.run_until_stopped()),
+        }
+    }
+
+    async fn stop(self) {
+        let Running {
+            store,
+            handle,
+            server,
+            ..
+        } = self;
+        drop(store);
+        stop(handle, async {
+            match server.await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => eprintln!("[bench] fast-seller stopped with an error: {e}"),
+                Err(e) => eprintln!("[bench] fast-seller's task failed: {e}"),
+            }
+        })
+        .await;
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// The PostgreSQL column
+
+/// PostgreSQL for the bench (a schema of its own is created and dropped).
+const DEFAULT_PG: &str = "postgres://postgres@127.0.0.1:5432/test";
+
+/// The create, update and read phases again, on the PostgreSQL store, in the same run.
+struct PgColumn {
+    create: Phase,
+    update: Phase,
+    read: Phase,
+}
+
+/// Runs [`PgColumn`] on a fresh schema of `FAST_SELLER_BENCH_PG` (default: the local test
+/// database); `Err` says why it could not (the rest of the report stands without it).
+async fn bench_postgres(opts: &Opts) -> Result<PgColumn, String> {
+    let url = std::env::var("FAST_SELLER_BENCH_PG").unwrap_or_else(|_| DEFAULT_PG.to_string());
+    let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .map_err(|e| format!("cannot connect to {}: {e}", redact_url(&url)))?;
+    tokio::spawn(connection);
+    let schema = format!("fs_bench_{}", uuid::Uuid::new_v4().simple());
+    client
+        .batch_execute(&format!("CREATE SCHEMA {schema}"))
+        .await
+        .map_err(|e| format!("cannot create schema {schema}: {e}"))?;
+    let separator = if url.contains('?') { '&' } else { '?' };
+    let store = StoreConfig::Postgres {
+        url: Secret::new(format!("{url}{separator}options=-csearch_path%3D{schema}")),
+        pool_size: 16,
+    };
+    let dir = tempfile::TempDir::new().expect("a temp dir for the server's data");
+    let running = Running::start(dir.path(), store).await;
+    eprintln!("[bench] fast-seller on PostgreSQL: setting up {CARTS} carts");
+    setup_carts(&running.base).await;
+    let url = |verb: &str| format!("{}/{verb}", running.base);
+    let column = PgColumn {
+        create: drive(
+            "create (PostgreSQL)",
+            &url("create"),
+            CONNS,
+            Arc::new(Creates::new("pg-order")),
+            opts,
+        )
+        .await,
+        update: drive(
+            "update (PostgreSQL)",
+            &url("update"),
+            CONNS,
+            Arc::new(Updates::new()),
+            opts,
+        )
+        .await,
+        read: drive(
+            "read (PostgreSQL)",
+            &url("read"),
+            CONNS,
+            Arc::new(Reads {
+                next: AtomicU64::new(0),
+            }),
+            opts,
+        )
+        .await,
+    };
+    running.stop().await;
+    if let Err(e) = client
+        .batch_execute(&format!("DROP SCHEMA {schema} CASCADE"))
+        .await
+    {
+        eprintln!("[bench] could not drop schema {schema}: {e}");
+    }
+    Ok(column)
 }
 
 /// Stops a server gracefully, giving up after a few seconds so the bench always ends.
@@ -1307,6 +1416,7 @@ struct Report {
     opts: Opts,
     ours: Ours,
     anchors: Anchors,
+    postgres: Result<PgColumn, String>,
     sled_flush: SledLoop,
     sled_gc: SledLoop,
     rss_end_kib: u64,
@@ -1581,6 +1691,7 @@ impl Report {
             let shown = Phase { name, ..p.clone() };
             row(&shown, &ratios);
         }
+        self.print_postgres();
         let o = &self.ours;
         println!();
         println!(
@@ -1648,6 +1759,43 @@ impl Report {
         );
     }
 
+    /// sled and PostgreSQL side by side: the same phases of this run.
+    fn pg_pairs(&self) -> Option<[(&Phase, &Phase); 3]> {
+        let pg = self.postgres.as_ref().ok()?;
+        let o = &self.ours;
+        Some([
+            (&o.create, &pg.create),
+            (&o.update, &pg.update),
+            (&o.read, &pg.read),
+        ])
+    }
+
+    fn print_postgres(&self) {
+        println!();
+        let Some(pairs) = self.pg_pairs() else {
+            if let Err(e) = &self.postgres {
+                println!("PostgreSQL column: not measured ({e})");
+            }
+            return;
+        };
+        println!(
+            "store        c={CONNS}   sled req/s  sled p99   PostgreSQL req/s  PostgreSQL p99   PostgreSQL / sled"
+        );
+        for (sled, pg) in pairs {
+            println!(
+                "{:<18} {:>10.0}  {:>9}  {:>16.0}  {:>14}   {}  (errors {} / {})",
+                sled.name,
+                sled.rps,
+                fmt_ms(sled.p99_us),
+                pg.rps,
+                fmt_ms(pg.p99_us),
+                fmt_ratio(ratio(pg.rps, sled.rps)),
+                sled.errors,
+                pg.errors,
+            );
+        }
+    }
+
     fn write_json(&self) {
         let o = &self.ours;
         let phases: Vec<Value> = self
@@ -1713,6 +1861,18 @@ impl Report {
                     "apparent_bytes": o.disk_end.apparent,
                     "bytes_per_order": ratio(o.disk_end.allocated as f64, o.counts_end.orders as f64).round(),
                 },
+            },
+            "postgres": match (&self.postgres, self.pg_pairs()) {
+                (_, Some(pairs)) => pairs
+                    .iter()
+                    .map(|(sled, pg)| {
+                        json!({"sled": sled.json(), "postgres": pg.json(),
+                               "postgres_over_sled": round3(ratio(pg.rps, sled.rps))})
+                    })
+                    .collect::<Vec<_>>()
+                    .into(),
+                (Err(e), None) => json!({"skipped": e}),
+                (Ok(_), None) => Value::Null,
             },
             "rss_kib_after_http_phases": o.rss_kib,
             "rss_kib_end": self.rss_end_kib,

@@ -50,10 +50,30 @@ pub enum Command {
         #[arg(long, env = "FAST_SELLER_STORE")]
         store: String,
     },
+    /// Operate on whole stores.
+    #[command(subcommand)]
+    Store(StoreCommand),
     /// Exit 0 when the server answers 200 on its readiness URL (container healthchecks).
     Healthcheck {
         #[arg(long, default_value = "http://127.0.0.1:8080/readyz")]
         url: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum StoreCommand {
+    /// Copy everything (orders, idempotency records, the outbox and its attempt history)
+    /// from one store into another, then verify the counts; stop the servers first.
+    Migrate {
+        /// The source: sled:DIR or a postgres://… URL
+        #[arg(long)]
+        from: crate::store::copy::Location,
+        /// The target: a postgres://… URL or sled:DIR (migrated or created as needed)
+        #[arg(long)]
+        to: crate::store::copy::Location,
+        /// Add to a target that holds data already (rows are never overwritten)
+        #[arg(long)]
+        allow_non_empty: bool,
     },
 }
 
@@ -360,6 +380,24 @@ pub async fn migrate(url: &str) -> Result<String, CommandError> {
     } else {
         format!("applied: {}\n", applied.join(", "))
     })
+}
+
+/// `fast-seller store migrate`
+pub async fn store(command: &StoreCommand) -> Result<String, CommandError> {
+    let StoreCommand::Migrate {
+        from,
+        to,
+        allow_non_empty,
+    } = command;
+    let source = from.open(true).await.map_err(fail)?;
+    let target = to.open(false).await.map_err(fail)?;
+    let options = crate::store::copy::CopyOptions {
+        allow_non_empty: *allow_non_empty,
+    };
+    let copied = crate::store::copy::copy(&*source, &*target, options)
+        .await
+        .map_err(fail)?;
+    Ok(format!("copied {from} to {to} and verified: {copied}\n"))
 }
 
 /// `fast-seller healthcheck`

@@ -28,6 +28,10 @@ fn main() -> ExitCode {
             Ok(rt) => print(rt.block_on(cli::migrate(&store))),
             Err(e) => fail(&e, 1),
         },
+        Command::Store(command) => match runtime() {
+            Ok(rt) => print(rt.block_on(cli::store(&command))),
+            Err(e) => fail(&e, 1),
+        },
         Command::Healthcheck { url } => match runtime() {
             Ok(rt) => print(rt.block_on(cli::healthcheck(&url))),
             Err(e) => fail(&e, 1),

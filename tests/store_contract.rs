@@ -13,111 +13,20 @@ use std::time::{Duration, Instant};
 use fast_seller::store::postgres::{redact_url, PgStore};
 use fast_seller::store::sled::SledStore;
 use fast_seller::store::{
-    Attempt, Commit, IdempotencyKey, IdempotencyRecord, NextStep, OrderRecord, OrderWrite,
-    OutboxEntry, OutboxState, Store, StoreCounts, StoreError,
+    Attempt, Commit, IdempotencyKey, IdempotencyRecord, ImportBatch, InFlightClaim, NextStep,
+    OrderRecord, OrderWrite, OutboxEntry, OutboxItem, OutboxState, Store, StoreCounts, StoreError,
 };
 use tempfile::TempDir;
 
 const CACHE: u64 = 8 * 1024 * 1024;
-const DEFAULT_PG: &str = "postgres://postgres@127.0.0.1:5432/test";
-const PG_REQUIRED: &str =
-    "PostgreSQL must be running on 127.0.0.1:5432 (set FAST_SELLER_TEST_PG to override)";
 
-fn pg_url() -> String {
-    std::env::var("FAST_SELLER_TEST_PG").unwrap_or_else(|_| DEFAULT_PG.to_string())
-}
-
-/// An error with its causes (the driver's `Display` shows only the kind).
-fn with_causes(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut source = e.source();
-    while let Some(cause) = source {
-        out.push_str(&format!(": {cause}"));
-        source = cause.source();
-    }
-    out
-}
-
-/// A raw connection for setting up and inspecting schemas.
-async fn raw_client() -> tokio_postgres::Client {
-    let (client, connection) = tokio_postgres::connect(&pg_url(), tokio_postgres::NoTls)
-        .await
-        .unwrap_or_else(|e| {
-            panic!(
-                "{PG_REQUIRED}: {} ({})",
-                with_causes(&e),
-                redact_url(&pg_url())
-            )
-        });
-    tokio::spawn(connection);
-    client
-}
-
+#[path = "common/pg.rs"]
+mod pg;
+use pg::{pg_url, raw_client, PgSchema};
 /// Where a test's store lives: a temp directory, or a fresh PostgreSQL schema.
 enum Harness {
     Sled(TempDir),
     Pg(PgSchema),
-}
-
-/// A schema created for one test and dropped when the test ends (even on panic).
-struct PgSchema {
-    name: String,
-}
-
-impl PgSchema {
-    async fn create() -> PgSchema {
-        let name = format!("fs_test_{}", uuid::Uuid::new_v4().simple());
-        raw_client()
-            .await
-            .batch_execute(&format!("CREATE SCHEMA {name}"))
-            .await
-            .unwrap_or_else(|e| {
-                panic!(
-                    "{PG_REQUIRED}: cannot create schema {name}: {}",
-                    with_causes(&e)
-                )
-            });
-        PgSchema { name }
-    }
-
-    /// A store on this schema, not migrated.
-    async fn connect(&self) -> PgStore {
-        PgStore::connect(&pg_url(), Some(&self.name), 4)
-            .await
-            .unwrap_or_else(|e| panic!("{PG_REQUIRED}: {e}"))
-    }
-
-    /// A migrated store on this schema.
-    async fn open(&self) -> PgStore {
-        let store = self.connect().await;
-        store.migrate().await.expect("migrate");
-        store
-    }
-}
-
-impl Drop for PgSchema {
-    fn drop(&mut self) {
-        let name = self.name.clone();
-        // The test's runtime may be shutting down: drop the schema from a runtime of our own.
-        let dropped = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("runtime");
-            rt.block_on(async move {
-                let (client, connection) =
-                    tokio_postgres::connect(&pg_url(), tokio_postgres::NoTls).await?;
-                tokio::spawn(connection);
-                client
-                    .batch_execute(&format!("DROP SCHEMA IF EXISTS {name} CASCADE"))
-                    .await
-            })
-        })
-        .join();
-        if !matches!(dropped, Ok(Ok(()))) {
-            eprintln!("could not drop test schema {}", self.name);
-        }
-    }
 }
 
 impl Harness {
@@ -739,6 +648,164 @@ async fn orders_page_by_id(h: Harness) {
     );
 }
 
+async fn idempotency_and_outbox_page_by_key(h: Harness) {
+    let store = h.open().await;
+    for (app, request) in [("b", "r1"), ("a", "r2"), ("a", "r1"), ("ab", "r0")] {
+        let k = IdempotencyKey {
+            app_id: app.into(),
+            request_id: request.into(),
+        };
+        let commit = Commit {
+            idempotency: Some((k, answer(1_000))),
+            ..Commit::default()
+        };
+        store.commit(commit).await.unwrap();
+    }
+    let keys = |page: Vec<(IdempotencyKey, IdempotencyRecord)>| {
+        page.into_iter()
+            .map(|(k, r)| {
+                assert_eq!(r, answer(1_000));
+                format!("{}/{}", k.app_id, k.request_id)
+            })
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        keys(store.idempotency_after(None, 3).await.unwrap()),
+        ["a/r1", "a/r2", "ab/r0"]
+    );
+    let after = IdempotencyKey {
+        app_id: "a".into(),
+        request_id: "r2".into(),
+    };
+    assert_eq!(
+        keys(store.idempotency_after(Some(&after), 10).await.unwrap()),
+        ["ab/r0", "b/r1"]
+    );
+
+    let commit = Commit {
+        outbox: vec![
+            event("x2", "o1", 2),
+            event("x1", "o1", 1),
+            event("y1", "o2", 1),
+        ],
+        ..Commit::default()
+    };
+    store.commit(commit).await.unwrap();
+    store
+        .outbox_record("x1", attempt(2_000, false), NextStep::RetryAt(3_000))
+        .await
+        .unwrap();
+    store
+        .outbox_record("x1", attempt(3_000, true), NextStep::Delivered)
+        .await
+        .unwrap();
+    let page = store.outbox_after(None, 2).await.unwrap();
+    let ids: Vec<_> = page.iter().map(|(i, _)| i.entry.id.as_str()).collect();
+    assert_eq!(ids, ["x1", "x2"]);
+    assert_eq!(page[0].0.state, OutboxState::Delivered);
+    assert_eq!(page[0].1, [attempt(2_000, false), attempt(3_000, true)]);
+    assert!(page[1].1.is_empty());
+    let rest = store.outbox_after(Some("x2"), 10).await.unwrap();
+    assert_eq!(rest.len(), 1);
+    assert_eq!(rest[0].0.entry, event("y1", "o2", 1));
+}
+
+/// What `import` must reproduce: rows with their versions, states, counters and logs.
+fn imported_batch() -> ImportBatch {
+    let item = |id: &str, order_id: &str, seq: u64, state, attempts, failures, next| OutboxItem {
+        entry: event(id, order_id, seq),
+        state,
+        attempts,
+        failures,
+        next_attempt_ms: next,
+    };
+    ImportBatch {
+        orders: vec![order("i1", &["ie1", "ie1-old"], 7), order("i2", &[], 1)],
+        idempotency: vec![(key("ir1"), answer(5_000)), (key("ir2"), answer(6_000))],
+        outbox: vec![
+            (
+                item("d1", "i1", 1, OutboxState::Dead, 2, 2, 4_000),
+                vec![attempt(2_000, false), attempt(4_000, false)],
+            ),
+            (
+                item("p2", "i1", 2, OutboxState::Pending, 0, 0, 1_002),
+                vec![],
+            ),
+            (
+                item("q1", "i2", 1, OutboxState::Delivered, 1, 0, 1_001),
+                vec![attempt(1_500, true)],
+            ),
+            (
+                item("q2", "i2", 2, OutboxState::Pending, 1, 1, 9_000),
+                vec![attempt(1_600, false)],
+            ),
+        ],
+    }
+}
+
+async fn import_writes_rows_verbatim_and_refuses_existing_keys(h: Harness) {
+    let store = h.open().await;
+    store.import(imported_batch()).await.unwrap();
+    assert_eq!(
+        store.get_order("i1").await.unwrap(),
+        Some(order("i1", &["ie1", "ie1-old"], 7))
+    );
+    assert_eq!(
+        store.find_order_by_external_id("ie1-old").await.unwrap(),
+        Some(order("i1", &["ie1", "ie1-old"], 7))
+    );
+    assert_eq!(
+        store.get_idempotency(&key("ir2")).await.unwrap(),
+        Some(answer(6_000))
+    );
+    let (dead, log) = store.outbox_get("d1").await.unwrap().unwrap();
+    assert_eq!(
+        (dead.state, dead.attempts, dead.failures),
+        (OutboxState::Dead, 2, 2)
+    );
+    assert_eq!(log, [attempt(2_000, false), attempt(4_000, false)]);
+    // The indexes follow the states: the dead head blocks p2; q2 is i2's head, due at 9000.
+    assert_eq!(store.outbox_backlog().await.unwrap(), (2, 1));
+    assert!(due_ids(&*store, 8_999).await.is_empty());
+    assert_eq!(due_ids(&*store, 9_000).await, ["q2"]);
+    assert_eq!(store.outbox_next_due().await.unwrap(), Some(1_002));
+    // The next attempt is numbered after the imported ones.
+    store
+        .outbox_record("q2", attempt(9_001, true), NextStep::Delivered)
+        .await
+        .unwrap();
+    let (q2, log) = store.outbox_get("q2").await.unwrap().unwrap();
+    assert_eq!(q2.attempts, 2);
+    assert_eq!(log, [attempt(1_600, false), attempt(9_001, true)]);
+    assert!(store.outbox_requeue("d1", 10_000).await.unwrap());
+    assert_eq!(due_ids(&*store, 10_000).await, ["d1"]);
+
+    // A batch holding one existing key writes nothing at all.
+    let before = store.counts().await.unwrap();
+    for clash in [
+        ImportBatch {
+            orders: vec![order("new", &["new-e"], 1), order("i2", &[], 1)],
+            ..ImportBatch::default()
+        },
+        ImportBatch {
+            orders: vec![order("new", &["new-e"], 1)],
+            idempotency: vec![(key("ir1"), answer(1))],
+            ..ImportBatch::default()
+        },
+        ImportBatch {
+            idempotency: vec![(key("new"), answer(1))],
+            outbox: vec![imported_batch().outbox[1].clone()],
+            ..ImportBatch::default()
+        },
+    ] {
+        let err = store.import(clash).await.unwrap_err();
+        assert!(matches!(err, StoreError::Conflict), "{err:?}");
+        assert_eq!(store.counts().await.unwrap(), before);
+        assert_eq!(store.get_order("new").await.unwrap(), None);
+        assert_eq!(store.get_idempotency(&key("new")).await.unwrap(), None);
+    }
+}
+
 /// Every test of the contract, run once per store.
 macro_rules! contract {
     ($($name:ident),* $(,)?) => {
@@ -775,6 +842,8 @@ contract!(
     attempt_log_keeps_every_field,
     claimed_entries_come_back_after_the_lease,
     orders_page_by_id,
+    idempotency_and_outbox_page_by_key,
+    import_writes_rows_verbatim_and_refuses_existing_keys,
 );
 
 // ---- PostgreSQL only ----
@@ -1075,7 +1144,7 @@ mod postgres_only {
         let store = schema.connect().await;
         assert_eq!(
             store.migrate().await.unwrap(),
-            vec!["0001_init".to_string()]
+            ["0001_init", "0002_in_flight"]
         );
         assert!(store.migrate().await.unwrap().is_empty(), "second run");
         let other = schema.connect().await;
@@ -1085,17 +1154,143 @@ mod postgres_only {
         let rows = client
             .query(
                 &format!(
-                    "SELECT version, name, length(checksum) FROM {}.fast_seller_migrations",
+                    "SELECT version, name, length(checksum) FROM {}.fast_seller_migrations \
+                     ORDER BY version",
                     schema.name
                 ),
                 &[],
             )
             .await
             .unwrap();
-        assert_eq!(rows.len(), 1);
+        assert_eq!(rows.len(), 2);
         assert_eq!(rows[0].get::<_, i32>(0), 1);
         assert_eq!(rows[0].get::<_, String>(1), "0001_init");
         assert_eq!(rows[0].get::<_, i32>(2), 64, "hex SHA-256");
+        assert_eq!(rows[1].get::<_, String>(1), "0002_in_flight");
+    }
+
+    /// A database at schema version 1 (made by an older build) gets only what it lacks, and
+    /// keeps its data.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_version_1_database_is_upgraded_in_place() {
+        let schema = PgSchema::create().await;
+        let store = schema.open().await;
+        store
+            .commit(write(order("o1", &["e1"], 1), None, "r1"))
+            .await
+            .unwrap();
+        raw_client()
+            .await
+            .batch_execute(&format!(
+                "DROP TABLE {0}.in_flight; \
+                 DELETE FROM {0}.fast_seller_migrations WHERE version = 2",
+                schema.name
+            ))
+            .await
+            .unwrap();
+        assert_eq!(store.migrate().await.unwrap(), ["0002_in_flight"]);
+        assert_eq!(
+            store.get_order("o1").await.unwrap(),
+            Some(order("o1", &["e1"], 1))
+        );
+        let claim = store
+            .claim_in_flight(&key("r2"), "me", Duration::from_secs(10))
+            .await
+            .unwrap();
+        assert_eq!(claim, InFlightClaim::Claimed);
+    }
+
+    /// STORE-07 for the in-flight marker: one claimant per key; a live marker holds it, an
+    /// expired one is taken over; only the owner's release removes it; pruning removes
+    /// expired markers only.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn in_flight_markers_hold_expire_and_are_taken_over() {
+        let schema = PgSchema::create().await;
+        let a = schema.open().await;
+        let b = schema.open().await;
+        let ttl = Duration::from_secs(30);
+        // Two instances claim the same key at once: exactly one gets it.
+        let k1 = key("k1");
+        let (ra, rb) = tokio::join!(
+            a.claim_in_flight(&k1, "a", ttl),
+            b.claim_in_flight(&k1, "b", ttl)
+        );
+        let (ra, rb) = (ra.unwrap(), rb.unwrap());
+        let mut claims = [ra, rb];
+        claims.sort_by_key(|c| format!("{c:?}"));
+        assert_eq!(claims, [InFlightClaim::Claimed, InFlightClaim::Held]);
+        let (holder, other) = if ra == InFlightClaim::Claimed {
+            ("a", "b")
+        } else {
+            ("b", "a")
+        };
+        assert_eq!(
+            a.claim_in_flight(&key("k1"), "x", ttl).await.unwrap(),
+            InFlightClaim::Held,
+            "a live marker was taken over"
+        );
+        // A release by someone else leaves it; the owner's release frees the key.
+        a.release_in_flight(&key("k1"), other).await.unwrap();
+        assert_eq!(
+            b.claim_in_flight(&key("k1"), "c", ttl).await.unwrap(),
+            InFlightClaim::Held
+        );
+        b.release_in_flight(&key("k1"), holder).await.unwrap();
+        assert_eq!(
+            b.claim_in_flight(&key("k1"), "c", ttl).await.unwrap(),
+            InFlightClaim::Claimed
+        );
+        // A crashed instance's marker expires and is taken over.
+        assert_eq!(
+            a.claim_in_flight(&key("k2"), "crashed", Duration::from_millis(50))
+                .await
+                .unwrap(),
+            InFlightClaim::Claimed
+        );
+        assert_eq!(
+            b.claim_in_flight(&key("k2"), "b", ttl).await.unwrap(),
+            InFlightClaim::Held
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert_eq!(
+            b.claim_in_flight(&key("k2"), "b", ttl).await.unwrap(),
+            InFlightClaim::Claimed
+        );
+        // Pruning drops expired markers, not live ones.
+        a.claim_in_flight(&key("k3"), "gone", Duration::from_millis(1))
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        a.prune_idempotency(0).await.unwrap();
+        let left: Vec<String> = raw_client()
+            .await
+            .query(
+                &format!(
+                    "SELECT request_id FROM {}.in_flight ORDER BY 1",
+                    schema.name
+                ),
+                &[],
+            )
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        assert_eq!(left, ["k1", "k2"]);
+    }
+
+    /// A store only one process opens keeps no markers.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sled_keeps_no_in_flight_markers() {
+        let dir = TempDir::new().unwrap();
+        let store = SledStore::open(dir.path(), CACHE).unwrap();
+        assert_eq!(
+            store
+                .claim_in_flight(&key("k"), "a", Duration::from_secs(1))
+                .await
+                .unwrap(),
+            InFlightClaim::NotShared
+        );
     }
 
     /// Instances starting together apply each migration once (advisory lock).
@@ -1119,7 +1314,7 @@ mod postgres_only {
             .into_iter()
             .map(|r| r.expect("migrate").len())
             .collect();
-        assert_eq!(applied.iter().sum::<usize>(), 1, "{applied:?}");
+        assert_eq!(applied.iter().sum::<usize>(), 2, "{applied:?}");
         stores[0]
             .commit(write(order("o1", &["e1"], 1), None, "r1"))
             .await
@@ -1237,5 +1432,212 @@ mod postgres_only {
             redact_url("host=db password=s3cret user=fast"),
             "host=db password=*** user=fast"
         );
+    }
+}
+
+// ---- store-to-store copies (`fast-seller store migrate`) ----
+
+mod copy {
+    use super::*;
+    use fast_seller::store::copy::{self, CopyError, CopyOptions, Tally, PAGE};
+
+    /// More than two pages of the copy.
+    const ORDERS: usize = 2 * PAGE + 100;
+
+    /// Orders (with a current and an old external id), an idempotency record per order under
+    /// two app ids, two events for every tenth order, of which the first of some is delivered
+    /// after a failure, retried, dead, or leased by a worker.
+    async fn fill(store: &dyn Store) {
+        let commits: Vec<Commit> = (0..ORDERS)
+            .map(|i| {
+                let id = format!("o{i:05}");
+                let outbox = if i % 10 == 0 {
+                    vec![
+                        event(&format!("ev{i:05}-1"), &id, 1),
+                        event(&format!("ev{i:05}-2"), &id, 2),
+                    ]
+                } else {
+                    Vec::new()
+                };
+                let record = IdempotencyRecord {
+                    fingerprint: [u8::try_from(i % 251).unwrap(); 32],
+                    status: 200,
+                    body: format!("answer {i}").into_bytes(),
+                    created_at_ms: 1_000 + i as u64,
+                };
+                let key = IdempotencyKey {
+                    app_id: if i % 2 == 0 { "app" } else { "other-app" }.into(),
+                    request_id: format!("r{i}"),
+                };
+                Commit {
+                    order: Some(OrderWrite {
+                        record: order(&id, &[&format!("e-{id}"), &format!("old-{id}")], 3),
+                        expected_version: None,
+                    }),
+                    idempotency: Some((key, record)),
+                    outbox,
+                }
+            })
+            .collect();
+        for chunk in commits.chunks(64) {
+            let done =
+                futures_util::future::join_all(chunk.iter().map(|c| store.commit(c.clone()))).await;
+            assert!(done.iter().all(Result::is_ok), "{done:?}");
+        }
+        for i in (0..ORDERS).step_by(10) {
+            let id = format!("ev{i:05}-1");
+            match i % 40 {
+                0 => {
+                    store
+                        .outbox_record(&id, attempt(2_000, false), NextStep::RetryAt(2_500))
+                        .await
+                        .unwrap();
+                    store
+                        .outbox_record(&id, attempt(2_500, true), NextStep::Delivered)
+                        .await
+                        .unwrap();
+                }
+                10 => {
+                    store
+                        .outbox_record(&id, attempt(2_000, false), NextStep::Dead)
+                        .await
+                        .unwrap();
+                }
+                20 => {
+                    store
+                        .outbox_record(&id, attempt(2_000, false), NextStep::RetryAt(7_000))
+                        .await
+                        .unwrap();
+                }
+                _ => {}
+            }
+        }
+        // A worker holds a lease on some (leases are not copied: they belong to a process).
+        store.outbox_claim(3_000, 5, 60_000).await.unwrap();
+    }
+
+    type Dump = (
+        Vec<OrderRecord>,
+        Vec<(IdempotencyKey, IdempotencyRecord)>,
+        Vec<(OutboxItem, Vec<Attempt>)>,
+    );
+
+    async fn dump(store: &dyn Store) -> Dump {
+        (
+            store.orders_after(None, usize::MAX).await.unwrap(),
+            store.idempotency_after(None, usize::MAX).await.unwrap(),
+            store.outbox_after(None, usize::MAX).await.unwrap(),
+        )
+    }
+
+    /// A sled store with every kind of row copied to a fresh PostgreSQL schema: the same
+    /// rows, the same answers from the indexes (external ids, due heads, backlog), and the
+    /// counts verified; a second copy into the now full schema is refused.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sled_copies_to_postgres_with_everything() {
+        let dir = TempDir::new().unwrap();
+        let source = SledStore::open(dir.path(), CACHE).unwrap();
+        fill(&source).await;
+        let schema = PgSchema::create().await;
+        let target = schema.open().await;
+
+        let copied = copy::copy(&source, &target, CopyOptions::default())
+            .await
+            .expect("copy");
+        let expected = Tally {
+            orders: ORDERS as u64,
+            idempotency_records: ORDERS as u64,
+            outbox_pending: 2 * (ORDERS as u64 / 10) - 28 - 28,
+            outbox_delivered: 28,
+            outbox_dead: 28,
+            outbox_attempts: 2 * 28 + 28 + 27,
+        };
+        assert_eq!(copied, expected, "{copied}");
+        assert_eq!(copy::tally(&target).await.unwrap(), expected);
+
+        let (orders, idempotency, outbox) = dump(&source).await;
+        let (t_orders, t_idempotency, t_outbox) = dump(&target).await;
+        assert!(orders == t_orders, "orders differ");
+        assert!(idempotency == t_idempotency, "idempotency records differ");
+        assert!(outbox == t_outbox, "outbox entries or their logs differ");
+        assert_eq!(
+            source.counts().await.unwrap(),
+            target.counts().await.unwrap()
+        );
+        assert_eq!(
+            source.outbox_backlog().await.unwrap(),
+            target.outbox_backlog().await.unwrap()
+        );
+        assert_eq!(
+            target
+                .find_order_by_external_id("old-o00007")
+                .await
+                .unwrap(),
+            source.get_order("o00007").await.unwrap()
+        );
+        for now in [1_500, 7_000, 100_000] {
+            assert_eq!(
+                due_ids(&target, now).await,
+                due_ids(&source, now).await,
+                "due heads at {now}"
+            );
+        }
+        // Each replayed answer is there, byte for byte.
+        let k = IdempotencyKey {
+            app_id: "other-app".into(),
+            request_id: "r1033".into(),
+        };
+        assert_eq!(
+            target.get_idempotency(&k).await.unwrap().unwrap().body,
+            b"answer 1033"
+        );
+
+        let err = copy::copy(&source, &target, CopyOptions::default())
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, CopyError::TargetNotEmpty(t) if t == expected),
+            "{err}"
+        );
+        assert!(err.to_string().contains("--allow-non-empty"), "{err}");
+        let err = copy::copy(
+            &source,
+            &target,
+            CopyOptions {
+                allow_non_empty: true,
+            },
+        )
+        .await
+        .unwrap_err();
+        assert!(matches!(err, CopyError::AlreadyInTarget { .. }), "{err}");
+        assert_eq!(copy::tally(&target).await.unwrap(), expected);
+    }
+
+    /// With --allow-non-empty, rows are added next to what the target holds, and the
+    /// verification counts only what the copy added.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_copy_adds_to_a_non_empty_target_when_allowed() {
+        let dir = TempDir::new().unwrap();
+        let source = SledStore::open(dir.path(), CACHE).unwrap();
+        source.import(imported_batch()).await.unwrap();
+        let schema = PgSchema::create().await;
+        let target = schema.open().await;
+        target
+            .commit(write(order("elsewhere", &["x"], 1), None, "r-elsewhere"))
+            .await
+            .unwrap();
+        let copied = copy::copy(
+            &source,
+            &target,
+            CopyOptions {
+                allow_non_empty: true,
+            },
+        )
+        .await
+        .expect("copy");
+        assert_eq!(copied, copy::tally(&source).await.unwrap());
+        assert_eq!(copied.outbox_entries(), 4);
+        let all = copy::tally(&target).await.unwrap();
+        assert_eq!((all.orders, all.idempotency_records), (3, 3));
     }
 }

@@ -4,6 +4,7 @@
 
 pub mod admin;
 mod fingerprint;
+mod in_flight;
 mod keyed_lock;
 pub mod orders;
 
@@ -141,7 +142,9 @@ impl Default for ServiceSettings {
 }
 
 /// How often a commit is retried after a version conflict (another instance won the race).
-const CONFLICT_RETRIES: usize = 3;
+/// Two instances merging into one cart each win about every other round, so 3 tries left
+/// some 1 in 8 contended updates to a 503; 10 leave about 1 in 1,000.
+const CONFLICT_RETRIES: usize = 10;
 
 pub struct Service {
     store: Arc<dyn Store>,
@@ -598,24 +601,23 @@ impl Service {
         self.begin_stamp(Stamp { key, fingerprint }).await
     }
 
-    /// Waits for the key's slot, then replays, refuses a different body, or goes ahead.
+    /// Waits for the key's slot (in this process, then across instances sharing the store),
+    /// then replays, refuses a different body, or goes ahead holding it.
     async fn begin_stamp(&self, stamp: Stamp) -> Result<Begin, ServiceError> {
+        let deadline = tokio::time::Instant::now() + self.settings.in_flight_wait;
         let slot = self
             .in_flight
             .acquire(&stamp.key, self.settings.in_flight_wait)
             .await
             .ok_or_else(|| ServiceError::InFlight(stamp.key.request_id.clone()))?;
         if let Some(record) = self.store.get_idempotency(&stamp.key).await? {
-            if record.fingerprint != stamp.fingerprint {
-                return Err(ServiceError::RequestIdReused(stamp.key.request_id));
-            }
-            return Ok(Begin::Replay(Reply {
-                status: record.status,
-                body: record.body,
-                replayed: true,
-            }));
+            return replay(record, stamp);
         }
-        Ok(Begin::Run(Some(stamp), Some(slot)))
+        let marker = match in_flight::claim(&self.store, &stamp.key, deadline).await? {
+            in_flight::Claimed::Run(marker) => marker.map(Box::new),
+            in_flight::Claimed::Recorded(record) => return replay(record, stamp),
+        };
+        Ok(Begin::Run(Some(stamp), Some((slot, marker))))
     }
 
     /// When another instance recorded the same request_id first, its answer is the answer.
@@ -748,7 +750,24 @@ impl Service {
 
 enum Begin {
     Replay(Reply),
-    Run(Option<Stamp>, Option<KeyGuard<IdempotencyKey>>),
+    /// Go ahead, holding the request id (in this process, and across instances when the
+    /// store is shared) until the value is dropped.
+    Run(
+        Option<Stamp>,
+        Option<(KeyGuard<IdempotencyKey>, Option<Box<in_flight::Marker>>)>,
+    ),
+}
+
+/// The stored answer to a repeat, or a refusal when the body differs.
+fn replay(record: IdempotencyRecord, stamp: Stamp) -> Result<Begin, ServiceError> {
+    if record.fingerprint != stamp.fingerprint {
+        return Err(ServiceError::RequestIdReused(stamp.key.request_id));
+    }
+    Ok(Begin::Replay(Reply {
+        status: record.status,
+        body: record.body,
+        replayed: true,
+    }))
 }
 
 fn record_ids(header: &Header, order_id: Option<&str>) {

@@ -9,7 +9,10 @@
 //! it must index (the Fast order id as primary key, and every seller `external_id` the order
 //! was ever known by).
 
+pub mod copy;
 pub mod sled;
+
+use std::time::Duration;
 
 use async_trait::async_trait;
 
@@ -211,6 +214,65 @@ pub trait Store: Send + Sync + 'static {
     async fn counts(&self) -> Result<StoreCounts, StoreError>;
     /// Makes every earlier write durable (shutdown).
     async fn flush(&self) -> Result<(), StoreError>;
+    /// Idempotency records with a key above `after` (all when `None`), by `app_id` then
+    /// `request_id` (bytewise), at most `limit`: store-to-store copies page through this.
+    async fn idempotency_after(
+        &self,
+        after: Option<&IdempotencyKey>,
+        limit: usize,
+    ) -> Result<Vec<(IdempotencyKey, IdempotencyRecord)>, StoreError>;
+    /// Outbox entries with an id above `after` (all when `None`), by id, at most `limit`,
+    /// each with its attempt log: store-to-store copies page through this.
+    async fn outbox_after(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<(OutboxItem, Vec<Attempt>)>, StoreError>;
+    /// Writes the rows of `batch` exactly as given (versions, delivery states, counters and
+    /// attempt logs; no lease) in one transaction, durably. A row whose key is already stored
+    /// fails the whole batch with [`StoreError::Conflict`]; nothing is overwritten.
+    async fn import(&self, batch: ImportBatch) -> Result<(), StoreError>;
+    /// Marks `key` as being executed by `owner` for `ttl`, for the other instances sharing the
+    /// store: [`InFlightClaim::Claimed`] when the marker is `owner`'s now (new, or taken over
+    /// from an expired one), [`InFlightClaim::Held`] while another live marker exists. A store
+    /// that only one process opens answers [`InFlightClaim::NotShared`]: the caller's
+    /// in-process lock is all it needs.
+    async fn claim_in_flight(
+        &self,
+        _key: &IdempotencyKey,
+        _owner: &str,
+        _ttl: Duration,
+    ) -> Result<InFlightClaim, StoreError> {
+        Ok(InFlightClaim::NotShared)
+    }
+    /// Removes `owner`'s marker of `key`, if it still holds it.
+    async fn release_in_flight(
+        &self,
+        _key: &IdempotencyKey,
+        _owner: &str,
+    ) -> Result<(), StoreError> {
+        Ok(())
+    }
+}
+
+/// The answer of [`Store::claim_in_flight`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InFlightClaim {
+    /// The marker is the caller's until it releases it or it expires.
+    Claimed,
+    /// Another instance is executing the request (its marker has not expired).
+    Held,
+    /// Only one process uses the store: no marker is kept.
+    NotShared,
+}
+
+/// Rows for [`Store::import`], as the `…_after` methods of another store return them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ImportBatch {
+    pub orders: Vec<OrderRecord>,
+    pub idempotency: Vec<(IdempotencyKey, IdempotencyRecord)>,
+    /// Entries with their attempt log, oldest attempt first.
+    pub outbox: Vec<(OutboxItem, Vec<Attempt>)>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

@@ -42,8 +42,8 @@ use tokio_postgres::error::SqlState;
 use tokio_postgres::{NoTls, Row};
 
 use super::{
-    Attempt, Commit, IdempotencyKey, IdempotencyRecord, NextStep, OrderRecord, OutboxEntry,
-    OutboxItem, OutboxState, Store, StoreCounts, StoreError,
+    Attempt, Commit, IdempotencyKey, IdempotencyRecord, ImportBatch, InFlightClaim, NextStep,
+    OrderRecord, OrderWrite, OutboxEntry, OutboxItem, OutboxState, Store, StoreCounts, StoreError,
 };
 
 /// Retries of a transaction that hit a serialization failure or a deadlock.
@@ -65,11 +65,18 @@ struct Migration {
 }
 
 /// Every migration, in order. Never edit an applied one: add a new file.
-const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "0001_init",
-    sql: include_str!("migrations/0001_init.sql"),
-}];
+const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "0001_init",
+        sql: include_str!("migrations/0001_init.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "0002_in_flight",
+        sql: include_str!("migrations/0002_in_flight.sql"),
+    },
+];
 
 /// A [`Store`] on PostgreSQL, with a connection pool.
 pub struct PgStore {
@@ -545,6 +552,77 @@ fn attempt_from_row(row: &Row, id: &str) -> Result<Attempt, Fail> {
     })
 }
 
+/// An idempotency record from `fingerprint, status, body, created_at_ms` at column `first`.
+fn idempotency_from_row(row: &Row, first: usize, id: &str) -> Result<IdempotencyRecord, Fail> {
+    let fingerprint: Vec<u8> = row.try_get(first)?;
+    let status: i32 = row.try_get(first + 1)?;
+    let created_at_ms: i64 = row.try_get(first + 3)?;
+    Ok(IdempotencyRecord {
+        fingerprint: fingerprint
+            .try_into()
+            .map_err(|_| corrupt("idempotency", id, "fingerprint is not 32 bytes"))?,
+        status: stored_u16(status, "idempotency", id, "status")?,
+        body: row.try_get(first + 2)?,
+        created_at_ms: stored_u64(created_at_ms, "idempotency", id, "created_at_ms")?,
+    })
+}
+
+const IDEMPOTENCY_AFTER: &str = "SELECT app_id, request_id, fingerprint, status, body, \
+     created_at_ms FROM idempotency \
+     WHERE $1::text IS NULL OR (app_id, request_id) > ($1, $2) \
+     ORDER BY app_id, request_id LIMIT $3";
+const OUTBOX_AFTER: &str = "SELECT id, order_id, sequence, event_type, body, created_at_ms, \
+     state, attempts, failures, next_attempt_ms FROM outbox \
+     WHERE $1::text IS NULL OR id > $1 ORDER BY id LIMIT $2";
+/// Attempt logs of several entries; the event id comes last so [`attempt_from_row`] fits.
+const ATTEMPTS_OF: &str = "SELECT at_ms, latency_ms, delivered, status, detail, event_id \
+     FROM outbox_attempts WHERE event_id = ANY($1) ORDER BY event_id, number";
+
+/// A read-only transaction that sees one snapshot.
+async fn snapshot(
+    client: &mut deadpool_postgres::Client,
+) -> Result<deadpool_postgres::Transaction<'_>, tokio_postgres::Error> {
+    client
+        .build_transaction()
+        .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
+        .read_only(true)
+        .start()
+        .await
+}
+
+async fn outbox_after_once(
+    client: &mut deadpool_postgres::Client,
+    after: Option<&str>,
+    max: i64,
+) -> Result<Vec<(OutboxItem, Vec<Attempt>)>, Fail> {
+    // One snapshot for the entries and their logs.
+    let tx = snapshot(client).await?;
+    let stmt = tx.prepare_cached(OUTBOX_AFTER).await?;
+    let items = tx
+        .query(&stmt, &[&after, &max])
+        .await?
+        .iter()
+        .map(outbox_from_row)
+        .collect::<Result<Vec<_>, _>>()?;
+    let ids: Vec<&str> = items.iter().map(|i| i.entry.id.as_str()).collect();
+    let stmt = tx.prepare_cached(ATTEMPTS_OF).await?;
+    let mut logs: std::collections::HashMap<String, Vec<Attempt>> =
+        std::collections::HashMap::new();
+    for row in tx.query(&stmt, &[&ids]).await? {
+        let id: String = row.try_get(5)?;
+        let attempt = attempt_from_row(&row, &id)?;
+        logs.entry(id).or_default().push(attempt);
+    }
+    tx.commit().await?;
+    Ok(items
+        .into_iter()
+        .map(|item| {
+            let log = logs.remove(&item.entry.id).unwrap_or_default();
+            (item, log)
+        })
+        .collect())
+}
+
 // ---- commit ----
 
 /// A [`Commit`] converted to column values up front (so a retry converts nothing).
@@ -584,111 +662,93 @@ struct PgOutbox {
 
 impl PgCommit {
     fn new(commit: Commit) -> Result<PgCommit, StoreError> {
-        let idempotency = commit
-            .idempotency
-            .map(|(key, record)| {
-                text(&key.app_id, "app_id")?;
-                text(&key.request_id, "request_id")?;
-                Ok::<_, StoreError>(PgIdempotency {
-                    app_id: key.app_id,
-                    request_id: key.request_id,
-                    fingerprint: record.fingerprint.to_vec(),
-                    status: i32::from(record.status),
-                    body: record.body,
-                    created_at_ms: ms(record.created_at_ms),
-                })
-            })
-            .transpose()?;
-        let order = commit
-            .order
-            .map(|w| {
-                let r = w.record;
-                text(&r.id, "order id")?;
-                for ext in &r.external_ids {
-                    text(ext, "external id")?;
-                }
-                let mut index_ids = r.external_ids.clone();
-                index_ids.sort();
-                index_ids.dedup();
-                Ok::<_, StoreError>(PgOrder {
-                    version: to_i64(r.version, "order version")?,
-                    expected_version: w
-                        .expected_version
-                        .map(|v| to_i64(v, "expected version"))
-                        .transpose()?,
-                    id: r.id,
-                    external_ids: r.external_ids,
-                    index_ids,
-                    body: r.body,
-                })
-            })
-            .transpose()?;
-        let outbox = commit
-            .outbox
-            .into_iter()
-            .map(|e| {
-                text(&e.id, "event id")?;
-                text(&e.order_id, "event order id")?;
-                text(&e.event_type, "event type")?;
-                Ok(PgOutbox {
-                    sequence: to_i64(e.sequence, "event sequence")?,
-                    created_at_ms: ms(e.created_at_ms),
-                    id: e.id,
-                    order_id: e.order_id,
-                    event_type: e.event_type,
-                    body: e.body,
-                })
-            })
-            .collect::<Result<_, StoreError>>()?;
         Ok(PgCommit {
-            idempotency,
-            order,
-            outbox,
+            idempotency: commit
+                .idempotency
+                .map(|(key, record)| PgIdempotency::new(key, record))
+                .transpose()?,
+            order: commit.order.map(PgOrder::new).transpose()?,
+            outbox: commit
+                .outbox
+                .into_iter()
+                .map(PgOutbox::new)
+                .collect::<Result<_, _>>()?,
         })
     }
 }
+
+impl PgIdempotency {
+    fn new(key: IdempotencyKey, record: IdempotencyRecord) -> Result<PgIdempotency, StoreError> {
+        text(&key.app_id, "app_id")?;
+        text(&key.request_id, "request_id")?;
+        Ok(PgIdempotency {
+            app_id: key.app_id,
+            request_id: key.request_id,
+            fingerprint: record.fingerprint.to_vec(),
+            status: i32::from(record.status),
+            body: record.body,
+            created_at_ms: ms(record.created_at_ms),
+        })
+    }
+}
+
+impl PgOrder {
+    fn new(w: OrderWrite) -> Result<PgOrder, StoreError> {
+        let r = w.record;
+        text(&r.id, "order id")?;
+        for ext in &r.external_ids {
+            text(ext, "external id")?;
+        }
+        let mut index_ids = r.external_ids.clone();
+        index_ids.sort();
+        index_ids.dedup();
+        Ok(PgOrder {
+            version: to_i64(r.version, "order version")?,
+            expected_version: w
+                .expected_version
+                .map(|v| to_i64(v, "expected version"))
+                .transpose()?,
+            id: r.id,
+            external_ids: r.external_ids,
+            index_ids,
+            body: r.body,
+        })
+    }
+}
+
+impl PgOutbox {
+    fn new(e: OutboxEntry) -> Result<PgOutbox, StoreError> {
+        text(&e.id, "event id")?;
+        text(&e.order_id, "event order id")?;
+        text(&e.event_type, "event type")?;
+        Ok(PgOutbox {
+            sequence: to_i64(e.sequence, "event sequence")?,
+            created_at_ms: ms(e.created_at_ms),
+            id: e.id,
+            order_id: e.order_id,
+            event_type: e.event_type,
+            body: e.body,
+        })
+    }
+}
+
+/// Indexes every external id of an order (`$1` the ids, `$2` the order id).
+const INDEX_EXTERNAL_IDS: &str = "INSERT INTO order_external_ids (external_id, order_id) \
+     SELECT ext, $2 FROM unnest($1::text[]) AS ext \
+     ON CONFLICT (external_id) DO UPDATE SET order_id = EXCLUDED.order_id \
+     WHERE order_external_ids.order_id <> EXCLUDED.order_id";
 
 async fn commit_once(client: &mut deadpool_postgres::Client, c: &PgCommit) -> Result<(), Fail> {
     let tx = client.transaction().await?;
     // The key first: a concurrent duplicate waits here, before touching the order.
     if let Some(i) = &c.idempotency {
-        let stmt = tx
-            .prepare_cached(
-                "INSERT INTO idempotency \
-                 (app_id, request_id, fingerprint, status, body, created_at_ms) \
-                 VALUES ($1, $2, $3, $4, $5, $6) \
-                 ON CONFLICT (app_id, request_id) DO NOTHING",
-            )
-            .await?;
-        let inserted = tx
-            .execute(
-                &stmt,
-                &[
-                    &i.app_id,
-                    &i.request_id,
-                    &i.fingerprint,
-                    &i.status,
-                    &i.body,
-                    &i.created_at_ms,
-                ],
-            )
-            .await?;
-        if inserted == 0 {
+        if !insert_idempotency(&tx, i).await? {
             return Err(StoreError::DuplicateRequest.into());
         }
     }
     if let Some(o) = &c.order {
         let written = match o.expected_version {
-            None => {
-                let stmt = tx
-                    .prepare_cached(
-                        "INSERT INTO orders (id, version, external_ids, body) \
-                         VALUES ($1, $2, $3, $4) ON CONFLICT (id) DO NOTHING",
-                    )
-                    .await?;
-                tx.execute(&stmt, &[&o.id, &o.version, &o.external_ids, &o.body])
-                    .await?
-            }
+            None => insert_order(&tx, o).await?,
             Some(expected) => {
                 let stmt = tx
                     .prepare_cached(
@@ -696,47 +756,221 @@ async fn commit_once(client: &mut deadpool_postgres::Client, c: &PgCommit) -> Re
                          WHERE id = $1 AND version = $5",
                     )
                     .await?;
-                tx.execute(
-                    &stmt,
-                    &[&o.id, &o.version, &o.external_ids, &o.body, &expected],
-                )
-                .await?
+                let updated = tx
+                    .execute(
+                        &stmt,
+                        &[&o.id, &o.version, &o.external_ids, &o.body, &expected],
+                    )
+                    .await?;
+                updated == 1
             }
         };
-        if written == 0 {
+        if !written {
             return Err(StoreError::Conflict.into());
         }
-        if !o.index_ids.is_empty() {
-            let stmt = tx
-                .prepare_cached(
-                    "INSERT INTO order_external_ids (external_id, order_id) \
-                     SELECT ext, $2 FROM unnest($1::text[]) AS ext \
-                     ON CONFLICT (external_id) DO UPDATE SET order_id = EXCLUDED.order_id \
-                     WHERE order_external_ids.order_id <> EXCLUDED.order_id",
-                )
-                .await?;
-            tx.execute(&stmt, &[&o.index_ids, &o.id]).await?;
+        index_external_ids(&tx, o).await?;
+    }
+    for e in &c.outbox {
+        insert_outbox(&tx, e, "pending", 0, 0, e.created_at_ms).await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Inserts an idempotency record unless its key exists; returns whether it did.
+async fn insert_idempotency(
+    tx: &deadpool_postgres::Transaction<'_>,
+    i: &PgIdempotency,
+) -> Result<bool, tokio_postgres::Error> {
+    let stmt = tx
+        .prepare_cached(
+            "INSERT INTO idempotency \
+             (app_id, request_id, fingerprint, status, body, created_at_ms) \
+             VALUES ($1, $2, $3, $4, $5, $6) \
+             ON CONFLICT (app_id, request_id) DO NOTHING",
+        )
+        .await?;
+    let inserted = tx
+        .execute(
+            &stmt,
+            &[
+                &i.app_id,
+                &i.request_id,
+                &i.fingerprint,
+                &i.status,
+                &i.body,
+                &i.created_at_ms,
+            ],
+        )
+        .await?;
+    Ok(inserted == 1)
+}
+
+/// Inserts an order unless its id exists; returns whether it did.
+async fn insert_order(
+    tx: &deadpool_postgres::Transaction<'_>,
+    o: &PgOrder,
+) -> Result<bool, tokio_postgres::Error> {
+    let stmt = tx
+        .prepare_cached(
+            "INSERT INTO orders (id, version, external_ids, body) \
+             VALUES ($1, $2, $3, $4) ON CONFLICT (id) DO NOTHING",
+        )
+        .await?;
+    let inserted = tx
+        .execute(&stmt, &[&o.id, &o.version, &o.external_ids, &o.body])
+        .await?;
+    Ok(inserted == 1)
+}
+
+/// Points every external id of `o` at it.
+async fn index_external_ids(
+    tx: &deadpool_postgres::Transaction<'_>,
+    o: &PgOrder,
+) -> Result<(), tokio_postgres::Error> {
+    if !o.index_ids.is_empty() {
+        let stmt = tx.prepare_cached(INDEX_EXTERNAL_IDS).await?;
+        tx.execute(&stmt, &[&o.index_ids, &o.id]).await?;
+    }
+    Ok(())
+}
+
+/// Inserts an outbox entry in the given delivery state (a duplicate id or order sequence is
+/// a unique violation).
+async fn insert_outbox(
+    tx: &deadpool_postgres::Transaction<'_>,
+    e: &PgOutbox,
+    state: &str,
+    attempts: i64,
+    failures: i64,
+    next_attempt_ms: i64,
+) -> Result<(), tokio_postgres::Error> {
+    let stmt = tx
+        .prepare_cached(
+            "INSERT INTO outbox (id, order_id, sequence, event_type, body, created_at_ms, \
+             state, attempts, failures, next_attempt_ms) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+        )
+        .await?;
+    tx.execute(
+        &stmt,
+        &[
+            &e.id,
+            &e.order_id,
+            &e.sequence,
+            &e.event_type,
+            &e.body,
+            &e.created_at_ms,
+            &state,
+            &attempts,
+            &failures,
+            &next_attempt_ms,
+        ],
+    )
+    .await?;
+    Ok(())
+}
+
+// ---- import ----
+
+/// An [`ImportBatch`] converted to column values up front (so a retry converts nothing).
+struct PgImport {
+    orders: Vec<PgOrder>,
+    idempotency: Vec<PgIdempotency>,
+    outbox: Vec<PgImportedEntry>,
+}
+
+struct PgImportedEntry {
+    entry: PgOutbox,
+    state: &'static str,
+    attempts: i64,
+    failures: i64,
+    next_attempt_ms: i64,
+    /// at_ms, latency_ms, delivered, status, detail.
+    log: Vec<(i64, i64, bool, Option<i32>, String)>,
+}
+
+impl PgImport {
+    fn new(batch: ImportBatch) -> Result<PgImport, StoreError> {
+        let orders = batch
+            .orders
+            .into_iter()
+            .map(|record| {
+                PgOrder::new(OrderWrite {
+                    record,
+                    expected_version: None,
+                })
+            })
+            .collect::<Result<_, _>>()?;
+        let idempotency = batch
+            .idempotency
+            .into_iter()
+            .map(|(key, record)| PgIdempotency::new(key, record))
+            .collect::<Result<_, _>>()?;
+        let outbox = batch
+            .outbox
+            .into_iter()
+            .map(|(item, log)| {
+                Ok(PgImportedEntry {
+                    entry: PgOutbox::new(item.entry)?,
+                    state: state_name(item.state),
+                    attempts: i64::from(item.attempts),
+                    failures: i64::from(item.failures),
+                    next_attempt_ms: ms(item.next_attempt_ms),
+                    log: log
+                        .into_iter()
+                        .map(|a| {
+                            (
+                                ms(a.at_ms),
+                                ms(a.latency_ms),
+                                a.delivered,
+                                a.status.map(i32::from),
+                                a.detail.replace('\0', "\u{fffd}"),
+                            )
+                        })
+                        .collect(),
+                })
+            })
+            .collect::<Result<_, StoreError>>()?;
+        Ok(PgImport {
+            orders,
+            idempotency,
+            outbox,
+        })
+    }
+}
+
+/// Inside an import every unique violation means the row was already there.
+fn import_error(fail: Fail) -> Fail {
+    match fail {
+        Fail::Db(e) if e.code() == Some(&SqlState::UNIQUE_VIOLATION) => {
+            Fail::Store(StoreError::Conflict)
+        }
+        other => other,
+    }
+}
+
+async fn import_once(client: &mut deadpool_postgres::Client, b: &PgImport) -> Result<(), Fail> {
+    let tx = client.transaction().await?;
+    for o in &b.orders {
+        if !insert_order(&tx, o).await? {
+            return Err(StoreError::Conflict.into());
+        }
+        index_external_ids(&tx, o).await?;
+    }
+    for i in &b.idempotency {
+        if !insert_idempotency(&tx, i).await? {
+            return Err(StoreError::Conflict.into());
         }
     }
-    if !c.outbox.is_empty() {
-        let stmt = tx
-            .prepare_cached(
-                "INSERT INTO outbox (id, order_id, sequence, event_type, body, created_at_ms, \
-                 state, attempts, failures, next_attempt_ms) \
-                 VALUES ($1, $2, $3, $4, $5, $6, 'pending', 0, 0, $6)",
-            )
-            .await?;
-        for e in &c.outbox {
+    let attempt = tx.prepare_cached(INSERT_ATTEMPT).await?;
+    for x in &b.outbox {
+        let e = &x.entry;
+        insert_outbox(&tx, e, x.state, x.attempts, x.failures, x.next_attempt_ms).await?;
+        for (number, (at_ms, latency_ms, delivered, status, detail)) in (1i64..).zip(&x.log) {
             tx.execute(
-                &stmt,
-                &[
-                    &e.id,
-                    &e.order_id,
-                    &e.sequence,
-                    &e.event_type,
-                    &e.body,
-                    &e.created_at_ms,
-                ],
+                &attempt,
+                &[&e.id, &number, at_ms, latency_ms, delivered, status, detail],
             )
             .await?;
         }
@@ -827,6 +1061,11 @@ async fn migrate_once(
 
 // ---- outbox ----
 
+/// Logs one attempt (`$1` the event id, `$2` its number).
+const INSERT_ATTEMPT: &str = "INSERT INTO outbox_attempts \
+     (event_id, number, at_ms, latency_ms, delivered, status, detail) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7)";
+
 /// Claims due heads: see [`claim_once`].
 const CLAIM: &str = "WITH claimable AS ( \
          SELECT o.id FROM outbox o \
@@ -906,13 +1145,7 @@ async fn record_once(
         return Err(StoreError::Io("no such outbox entry".into()).into());
     };
     let number: i64 = row.try_get(0)?;
-    let stmt = tx
-        .prepare_cached(
-            "INSERT INTO outbox_attempts \
-             (event_id, number, at_ms, latency_ms, delivered, status, detail) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
-        )
-        .await?;
+    let stmt = tx.prepare_cached(INSERT_ATTEMPT).await?;
     tx.execute(
         &stmt,
         &[
@@ -935,12 +1168,7 @@ async fn get_outbox_once(
     id: &str,
 ) -> Result<Option<(OutboxItem, Vec<Attempt>)>, Fail> {
     // One snapshot for the entry and its log.
-    let tx = client
-        .build_transaction()
-        .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
-        .read_only(true)
-        .start()
-        .await?;
+    let tx = snapshot(client).await?;
     let stmt = tx.prepare_cached(OUTBOX_BY_ID).await?;
     let Some(row) = tx.query_opt(&stmt, &[&id]).await? else {
         return Ok(None);
@@ -1032,24 +1260,11 @@ impl Store for PgStore {
                      WHERE app_id = $1 AND request_id = $2",
                 )
                 .await?;
-            let Some(row) = client
+            client
                 .query_opt(&stmt, &[&key.app_id, &key.request_id])
                 .await?
-            else {
-                return Ok(None);
-            };
-            let fingerprint: Vec<u8> = row.try_get(0)?;
-            let status: i32 = row.try_get(1)?;
-            let created_at_ms: i64 = row.try_get(3)?;
-            let id = &key.request_id;
-            Ok(Some(IdempotencyRecord {
-                fingerprint: fingerprint
-                    .try_into()
-                    .map_err(|_| corrupt("idempotency", id, "fingerprint is not 32 bytes"))?,
-                status: stored_u16(status, "idempotency", id, "status")?,
-                body: row.try_get(2)?,
-                created_at_ms: stored_u64(created_at_ms, "idempotency", id, "created_at_ms")?,
-            }))
+                .map(|row| idempotency_from_row(&row, 0, &key.request_id))
+                .transpose()
         })
     }
 
@@ -1067,6 +1282,13 @@ impl Store for PgStore {
 
     async fn prune_idempotency(&self, before_ms: u64) -> Result<u64, StoreError> {
         retrying!(self, "prune_idempotency", |client| async {
+            // Markers left by crashed instances (a live request keeps its own).
+            client
+                .execute(
+                    "DELETE FROM in_flight WHERE expires_at < clock_timestamp()",
+                    &[],
+                )
+                .await?;
             let removed = match i64::try_from(before_ms) {
                 Ok(before) => {
                     client
@@ -1238,6 +1460,118 @@ impl Store for PgStore {
     /// Every commit is durable when COMMIT returns: nothing is left to flush.
     async fn flush(&self) -> Result<(), StoreError> {
         Ok(())
+    }
+
+    async fn idempotency_after(
+        &self,
+        after: Option<&IdempotencyKey>,
+        limit_: usize,
+    ) -> Result<Vec<(IdempotencyKey, IdempotencyRecord)>, StoreError> {
+        let (app_id, request_id) = match after {
+            Some(k) => (
+                Some(text(&k.app_id, "app_id")?),
+                Some(text(&k.request_id, "request_id")?),
+            ),
+            None => (None, None),
+        };
+        let max = limit(limit_);
+        retrying!(self, "idempotency_after", |client| async {
+            let stmt = client.prepare_cached(IDEMPOTENCY_AFTER).await?;
+            client
+                .query(&stmt, &[&app_id, &request_id, &max])
+                .await?
+                .iter()
+                .map(|row| {
+                    let key = IdempotencyKey {
+                        app_id: row.try_get(0)?,
+                        request_id: row.try_get(1)?,
+                    };
+                    let record = idempotency_from_row(row, 2, &key.request_id)?;
+                    Ok((key, record))
+                })
+                .collect()
+        })
+    }
+
+    async fn outbox_after(
+        &self,
+        after: Option<&str>,
+        limit_: usize,
+    ) -> Result<Vec<(OutboxItem, Vec<Attempt>)>, StoreError> {
+        let after = after.map(|a| text(a, "event id")).transpose()?;
+        let max = limit(limit_);
+        retrying!(self, "outbox_after", |client| outbox_after_once(
+            &mut client,
+            after,
+            max
+        ))
+    }
+
+    /// One statement: insert the marker, or take over an expired one (by the database's
+    /// clock, so the instances' clocks need not agree). A concurrent claim of the same key
+    /// waits for this one's row, then finds it live.
+    async fn claim_in_flight(
+        &self,
+        key: &IdempotencyKey,
+        owner: &str,
+        ttl: Duration,
+    ) -> Result<InFlightClaim, StoreError> {
+        let app_id = text(&key.app_id, "app_id")?;
+        let request_id = text(&key.request_id, "request_id")?;
+        let ttl_secs = ttl.as_secs_f64();
+        let row = retrying!(self, "claim_in_flight", |client| async {
+            let stmt = client
+                .prepare_cached(
+                    "INSERT INTO in_flight (app_id, request_id, owner, expires_at) \
+                     VALUES ($1, $2, $3, clock_timestamp() + make_interval(secs => $4)) \
+                     ON CONFLICT (app_id, request_id) DO UPDATE \
+                     SET owner = EXCLUDED.owner, expires_at = EXCLUDED.expires_at \
+                     WHERE in_flight.expires_at <= clock_timestamp() \
+                     RETURNING (xmax <> 0)",
+                )
+                .await?;
+            Ok(client
+                .query_opt(&stmt, &[&app_id, &request_id, &owner, &ttl_secs])
+                .await?)
+        })?;
+        let Some(row) = row else {
+            return Ok(InFlightClaim::Held);
+        };
+        let took_over: bool = row
+            .try_get(0)
+            .map_err(|e| db_error("claim_in_flight", &e))?;
+        if took_over {
+            tracing::warn!(
+                request_id = %key.request_id,
+                "took over the expired in-flight marker of a request id (its instance stopped \
+                 or took longer than the marker's lifetime)"
+            );
+        }
+        Ok(InFlightClaim::Claimed)
+    }
+
+    async fn release_in_flight(&self, key: &IdempotencyKey, owner: &str) -> Result<(), StoreError> {
+        if key.app_id.contains('\0') || key.request_id.contains('\0') {
+            return Ok(());
+        }
+        retrying!(self, "release_in_flight", |client| async {
+            let stmt = client
+                .prepare_cached(
+                    "DELETE FROM in_flight WHERE app_id = $1 AND request_id = $2 AND owner = $3",
+                )
+                .await?;
+            client
+                .execute(&stmt, &[&key.app_id, &key.request_id, &owner])
+                .await?;
+            Ok(())
+        })
+    }
+
+    async fn import(&self, batch: ImportBatch) -> Result<(), StoreError> {
+        let batch = PgImport::new(batch)?;
+        retrying!(self, "import", |client| async {
+            import_once(&mut client, &batch).await.map_err(import_error)
+        })
     }
 }
 

@@ -29,8 +29,8 @@ use sled::Transactional;
 use tokio::sync::oneshot;
 
 use super::{
-    Attempt, Commit, IdempotencyKey, IdempotencyRecord, NextStep, OrderRecord, OutboxEntry,
-    OutboxItem, OutboxState, Store, StoreCounts, StoreError,
+    Attempt, Commit, IdempotencyKey, IdempotencyRecord, ImportBatch, NextStep, OrderRecord,
+    OutboxEntry, OutboxItem, OutboxState, Store, StoreCounts, StoreError,
 };
 
 /// Folder of this on-disk format inside the data directory.
@@ -98,6 +98,11 @@ impl SledStore {
             flush_tx: Some(flush_tx),
             flusher: Some(flusher),
         })
+    }
+
+    /// Whether `data_dir` holds a store of this format (without opening or creating it).
+    pub fn exists_in(data_dir: &Path) -> bool {
+        data_dir.join(DB_DIR).is_dir()
     }
 
     /// Waits until a flush started after this call has completed.
@@ -232,13 +237,7 @@ impl Trees {
         after: Option<&str>,
         limit: usize,
     ) -> Result<Vec<OrderRecord>, StoreError> {
-        let range = match after {
-            Some(a) => self
-                .orders
-                .range::<&[u8], _>((Bound::Excluded(a.as_bytes()), Bound::Unbounded)),
-            None => self.orders.iter(),
-        };
-        range
+        keys_after(&self.orders, after.map(str::as_bytes))
             .take(limit)
             .map(|kv| {
                 let (k, v) = kv.map_err(io_error)?;
@@ -460,6 +459,170 @@ impl Trees {
     }
 }
 
+impl Trees {
+    fn idempotency_after(
+        &self,
+        after: Option<&IdempotencyKey>,
+        limit: usize,
+    ) -> Result<Vec<(IdempotencyKey, IdempotencyRecord)>, StoreError> {
+        keys_after(&self.idem, after.map(idem_key).as_deref())
+            .take(limit)
+            .map(|kv| {
+                let (k, v) = kv.map_err(io_error)?;
+                Ok((parse_idem_key(&k)?, decode(IDEM, &k, &v)?))
+            })
+            .collect()
+    }
+
+    fn outbox_after(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<(OutboxItem, Vec<Attempt>)>, StoreError> {
+        keys_after(&self.outbox, after.map(str::as_bytes))
+            .take(limit)
+            .map(|kv| {
+                let (k, v) = kv.map_err(io_error)?;
+                let item: OutboxItem = decode(OUTBOX, &k, &v)?;
+                let attempts = self.outbox_attempts(&item.entry.id)?;
+                Ok((item, attempts))
+            })
+            .collect()
+    }
+
+    /// Writes `batch` with every index, in one transaction; any existing key aborts it.
+    fn import(&self, batch: &EncodedImport) -> Result<(), StoreError> {
+        (
+            &self.orders,
+            &self.order_ext,
+            &self.idem,
+            &self.idem_time,
+            &self.outbox,
+            &self.outbox_due,
+            &self.outbox_order,
+            &self.outbox_dead,
+            &self.outbox_attempts,
+        )
+            .transaction(
+                |(orders, order_ext, idem, idem_time, outbox, due, by_order, dead, attempts)| {
+                    for (id, external_ids, value) in &batch.orders {
+                        if orders.insert(id.as_bytes(), value.as_slice())?.is_some() {
+                            return abort(StoreError::Conflict);
+                        }
+                        for ext in external_ids {
+                            order_ext.insert(ext.as_bytes(), id.as_bytes())?;
+                        }
+                    }
+                    for (key, time_key, value) in &batch.idempotency {
+                        if idem.insert(key.as_slice(), value.as_slice())?.is_some() {
+                            return abort(StoreError::Conflict);
+                        }
+                        idem_time.insert(time_key.as_slice(), &[][..])?;
+                    }
+                    for e in &batch.outbox {
+                        let id = e.item.entry.id.as_str();
+                        if outbox.insert(id.as_bytes(), encode(&e.item))?.is_some() {
+                            return abort(StoreError::Conflict);
+                        }
+                        match e.item.state {
+                            OutboxState::Pending => {
+                                due.insert(due_key(e.item.next_attempt_ms, id), &[][..])?;
+                            }
+                            OutboxState::Dead => {
+                                dead.insert(id.as_bytes(), &[][..])?;
+                            }
+                            OutboxState::Delivered => {}
+                        }
+                        if e.item.state != OutboxState::Delivered {
+                            by_order.insert(
+                                order_key(&e.item.entry.order_id, e.item.entry.sequence),
+                                id.as_bytes(),
+                            )?;
+                        }
+                        for (number, a) in (1u32..).zip(&e.attempts) {
+                            attempts.insert(attempt_key(id, number), a.as_slice())?;
+                        }
+                    }
+                    Ok(())
+                },
+            )
+            .map_err(tx_error)
+    }
+}
+
+/// An [`ImportBatch`] encoded up front (the transaction closure may run several times).
+struct EncodedImport {
+    /// Order id, external ids, encoded record.
+    orders: Vec<(String, Vec<String>, Vec<u8>)>,
+    /// Idem key, time-index key, encoded record.
+    idempotency: Vec<(Vec<u8>, Vec<u8>, Vec<u8>)>,
+    outbox: Vec<EncodedImportedEntry>,
+}
+
+struct EncodedImportedEntry {
+    item: OutboxItem,
+    attempts: Vec<Vec<u8>>,
+}
+
+impl EncodedImport {
+    fn new(batch: ImportBatch) -> EncodedImport {
+        EncodedImport {
+            orders: batch
+                .orders
+                .into_iter()
+                .map(|o| {
+                    let value = encode(&o);
+                    (o.id, o.external_ids, value)
+                })
+                .collect(),
+            idempotency: batch
+                .idempotency
+                .iter()
+                .map(|(key, record)| idem_entry(key, record))
+                .collect(),
+            outbox: batch
+                .outbox
+                .into_iter()
+                .map(|(item, attempts)| EncodedImportedEntry {
+                    item,
+                    attempts: attempts.iter().map(encode).collect(),
+                })
+                .collect(),
+        }
+    }
+}
+
+/// The entries of `tree` with a key above `after` (all when `None`), in key order.
+fn keys_after(tree: &sled::Tree, after: Option<&[u8]>) -> sled::Iter {
+    match after {
+        Some(a) => tree.range::<&[u8], _>((Bound::Excluded(a), Bound::Unbounded)),
+        None => tree.iter(),
+    }
+}
+
+/// The inverse of [`idem_key`].
+fn parse_idem_key(key: &[u8]) -> Result<IdempotencyKey, StoreError> {
+    let zero = key
+        .iter()
+        .position(|b| *b == 0)
+        .ok_or_else(|| corrupt(IDEM, key, "key has no separator"))?;
+    let text = |bytes: &[u8]| {
+        String::from_utf8(bytes.to_vec()).map_err(|_| corrupt(IDEM, key, "key is not UTF-8"))
+    };
+    Ok(IdempotencyKey {
+        app_id: text(&key[..zero])?,
+        request_id: text(&key[zero + 1..])?,
+    })
+}
+
+/// Idem key, time-index key and encoded record of one idempotency record.
+fn idem_entry(key: &IdempotencyKey, record: &IdempotencyRecord) -> (Vec<u8>, Vec<u8>, Vec<u8>) {
+    let key = idem_key(key);
+    let mut time_key = record.created_at_ms.to_be_bytes().to_vec();
+    time_key.extend_from_slice(&key);
+    (key, time_key, encode(record))
+}
+
 /// How [`Trees::outbox_update`] changes one entry.
 type OutboxChange<'a> = dyn Fn(&OutboxItem) -> Option<(OutboxItem, Option<Vec<u8>>)> + 'a;
 
@@ -540,12 +703,9 @@ impl EncodedCommit {
             external_ids: w.record.external_ids,
             expected_version: w.expected_version,
         });
-        let idempotency = commit.idempotency.map(|(key, record)| {
-            let key = idem_key(&key);
-            let mut time_key = record.created_at_ms.to_be_bytes().to_vec();
-            time_key.extend_from_slice(&key);
-            (key, time_key, encode(&record))
-        });
+        let idempotency = commit
+            .idempotency
+            .map(|(key, record)| idem_entry(&key, &record));
         let outbox = commit
             .outbox
             .into_iter()
@@ -730,6 +890,32 @@ impl Store for SledStore {
     }
 
     async fn flush(&self) -> Result<(), StoreError> {
+        self.flush_through_flusher().await
+    }
+
+    async fn idempotency_after(
+        &self,
+        after: Option<&IdempotencyKey>,
+        limit: usize,
+    ) -> Result<Vec<(IdempotencyKey, IdempotencyRecord)>, StoreError> {
+        let after = after.cloned();
+        self.with_trees(move |t| t.idempotency_after(after.as_ref(), limit))
+            .await
+    }
+
+    async fn outbox_after(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<(OutboxItem, Vec<Attempt>)>, StoreError> {
+        let after = after.map(str::to_owned);
+        self.with_trees(move |t| t.outbox_after(after.as_deref(), limit))
+            .await
+    }
+
+    async fn import(&self, batch: ImportBatch) -> Result<(), StoreError> {
+        let batch = EncodedImport::new(batch);
+        self.with_trees(move |t| t.import(&batch)).await?;
         self.flush_through_flusher().await
     }
 }

@@ -5,255 +5,22 @@
 //! Unlike the other integration tests these spawn `fast-seller serve` as a child process,
 //! because only a separate process can be killed with SIGKILL.
 
-use crate::helpers::{create_body, update_body, Resp};
+use crate::helpers::{
+    create_body, http_client, post, post_ok, update_body, Resp, ServerProcess, XorShift,
+};
 use serde_json::{json, Value};
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::io::{BufRead, BufReader, Read};
-use std::path::Path;
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{mpsc, Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// How long a start may take before the test gives up.
-const READY_TIMEOUT: Duration = Duration::from_secs(20);
-/// Captured stdout lines kept per process (the oldest are dropped).
-const KEPT_LINES: usize = 4000;
-
-// ---------------------------------------------------------------------------------------------
-// The server process
-// ---------------------------------------------------------------------------------------------
-
-/// A `fast-seller serve` child process on a data directory.
-struct ServerProcess {
-    child: Child,
-    /// `Some` once the process printed its listening line.
-    port: Option<u16>,
-    /// Spawn until the listening line.
-    ready_after: Duration,
-    port_rx: mpsc::Receiver<u16>,
-    stdout: Arc<Mutex<VecDeque<String>>>,
-    stderr: Arc<Mutex<String>>,
-}
-
-impl ServerProcess {
-    /// Spawns the server without waiting for it to listen.
-    fn spawn(data_dir: &Path) -> ServerProcess {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_fast-seller"));
-        cmd.arg("serve")
-            .arg("--listen")
-            .arg("127.0.0.1:0")
-            .arg("--data-dir")
-            .arg(data_dir)
-            .arg("--log-format")
-            .arg("json")
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        // Settings from the environment of whoever runs the tests must not leak in.
-        for (key, _) in std::env::vars_os() {
-            if key.to_string_lossy().starts_with("FAST_SELLER_") {
-                cmd.env_remove(key);
-            }
-        }
-        let mut child = cmd.spawn().expect("fast-seller starts");
-        let out = child.stdout.take().expect("piped stdout");
-        let err = child.stderr.take().expect("piped stderr");
-        let stdout = Arc::new(Mutex::new(VecDeque::new()));
-        let stderr = Arc::new(Mutex::new(String::new()));
-        let (port_tx, port_rx) = mpsc::channel();
-        {
-            // Reads every line (the pipe must never fill up, or the server blocks on logging).
-            let stdout = stdout.clone();
-            std::thread::spawn(move || {
-                for line in BufReader::new(out).lines() {
-                    let Ok(line) = line else { break };
-                    if let Some(port) = listening_port(&line) {
-                        let _ = port_tx.send(port);
-                    }
-                    let mut kept = stdout.lock().unwrap();
-                    if kept.len() == KEPT_LINES {
-                        kept.pop_front();
-                    }
-                    kept.push_back(line);
-                }
-            });
-        }
-        {
-            let stderr = stderr.clone();
-            std::thread::spawn(move || {
-                let mut err = BufReader::new(err);
-                let mut buf = [0u8; 4096];
-                while let Ok(n) = err.read(&mut buf) {
-                    if n == 0 {
-                        break;
-                    }
-                    stderr
-                        .lock()
-                        .unwrap()
-                        .push_str(&String::from_utf8_lossy(&buf[..n]));
-                }
-            });
-        }
-        ServerProcess {
-            child,
-            port: None,
-            ready_after: Duration::ZERO,
-            port_rx,
-            stdout,
-            stderr,
-        }
-    }
-
-    /// Spawns the server and waits (up to 20 s) for its listening line.
-    fn start(data_dir: &Path) -> ServerProcess {
-        let started = Instant::now();
-        let mut server = ServerProcess::spawn(data_dir);
-        match server.port_rx.recv_timeout(READY_TIMEOUT) {
-            Ok(port) => {
-                server.port = Some(port);
-                server.ready_after = started.elapsed();
-                server
-            }
-            Err(e) => {
-                let status = server.child.try_wait();
-                // Give the reader threads a moment to collect the last output.
-                std::thread::sleep(Duration::from_millis(100));
-                panic!(
-                    "fast-seller on {} did not print its listening line within {READY_TIMEOUT:?} \
-                     ({e}; exit status {status:?})\n{}",
-                    data_dir.display(),
-                    server.output()
-                );
-            }
-        }
-    }
-
-    fn port(&self) -> u16 {
-        self.port.expect("the server is listening")
-    }
-
-    fn base(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port())
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    /// Whether the listening line has appeared by now (for processes spawned unready).
-    fn saw_listening_line(&mut self) -> bool {
-        if self.port.is_none() {
-            self.port = self.port_rx.try_recv().ok();
-        }
-        self.port.is_some()
-    }
-
-    /// SIGKILL (`Child::kill` on Unix), then reap the process.
-    fn kill9(&mut self) {
-        // An error only means the process has already exited; `wait` tells.
-        let _ = self.child.kill();
-        self.child.wait().expect("wait for the killed server");
-    }
-
-    /// Polls for the exit status until `limit` has passed.
-    async fn wait_exit(&mut self, limit: Duration) -> Option<ExitStatus> {
-        let deadline = Instant::now() + limit;
-        loop {
-            if let Some(status) = self.child.try_wait().expect("try_wait") {
-                return Some(status);
-            }
-            if Instant::now() >= deadline {
-                return None;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-
-    /// The captured output (last stdout lines and all of stderr), for failure messages.
-    fn output(&self) -> String {
-        let stdout = self.stdout.lock().unwrap();
-        let skip = stdout.len().saturating_sub(60);
-        let tail: Vec<&str> = stdout.iter().skip(skip).map(String::as_str).collect();
-        format!(
-            "--- stdout (last {} lines) ---\n{}\n--- stderr ---\n{}",
-            tail.len(),
-            tail.join("\n"),
-            self.stderr.lock().unwrap()
-        )
-    }
-}
-
-impl Drop for ServerProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// The port of a `listening on http://127.0.0.1:<port>` log line (JSON: `"addr":"…"`).
-fn listening_port(line: &str) -> Option<u16> {
-    if !line.contains("listening on") {
-        return None;
-    }
-    if let Ok(v) = serde_json::from_str::<Value>(line) {
-        if let Some(addr) = v["addr"].as_str() {
-            return addr.parse::<std::net::SocketAddr>().ok().map(|a| a.port());
-        }
-    }
-    let rest = &line[line.find("\"addr\":\"127.0.0.1:")? + "\"addr\":\"127.0.0.1:".len()..];
-    let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
-    digits.parse().ok()
-}
-
-// ---------------------------------------------------------------------------------------------
-// HTTP and workload helpers
-// ---------------------------------------------------------------------------------------------
-
-fn http_client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .timeout(Duration::from_secs(15))
-        .build()
-        .expect("reqwest client")
-}
-
-/// POSTs raw JSON bytes to `/fast/v1/<verb>`; `Err` when no complete answer arrived.
-async fn post(
-    client: &reqwest::Client,
-    base: &str,
-    verb: &str,
-    body: Vec<u8>,
-) -> Result<Resp, reqwest::Error> {
-    let r = client
-        .post(format!("{base}/fast/v1/{verb}"))
-        .header("content-type", "application/json")
-        .body(body)
-        .send()
-        .await?;
-    let status = r.status().as_u16();
-    let headers = r.headers().clone();
-    let bytes = r.bytes().await?.to_vec();
-    Ok(Resp {
-        status,
-        headers,
-        bytes,
-    })
-}
-
-/// POSTs and insists on an answer (the server is known to be up).
-async fn post_ok(client: &reqwest::Client, base: &str, verb: &str, body: &Value) -> Resp {
-    post(client, base, verb, serde_json::to_vec(body).unwrap())
-        .await
-        .unwrap_or_else(|e| panic!("{verb} got no answer: {e}"))
-}
-
-fn read_body(fast_id: &str) -> Value {
+pub(crate) fn read_body(fast_id: &str) -> Value {
     json!({"type": "ENTITY_TYPE_ORDER", "order": {"order_id": {"value": fast_id}}})
 }
 
 /// Fast line ids of an order in a read/create/update answer.
-fn line_ids(resp: &Resp) -> Vec<String> {
+pub(crate) fn line_ids(resp: &Resp) -> Vec<String> {
     resp.order()["lines"]
         .as_array()
         .unwrap_or_else(|| panic!("no lines in {}", String::from_utf8_lossy(&resp.bytes)))
@@ -262,49 +29,19 @@ fn line_ids(resp: &Resp) -> Vec<String> {
         .collect()
 }
 
-/// A deterministic xorshift64 (no extra crates).
-struct XorShift(u64);
-
-impl XorShift {
-    fn new(seed: u64) -> XorShift {
-        let mut rng = XorShift(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ 0x2545_F491_4F6C_DD1D);
-        if rng.0 == 0 {
-            rng.0 = 1;
-        }
-        for _ in 0..8 {
-            rng.next();
-        }
-        rng
-    }
-
-    fn next(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        self.0 = x;
-        x
-    }
-
-    /// Uniform-enough in `lo..=hi`.
-    fn between(&mut self, lo: u64, hi: u64) -> u64 {
-        lo + self.next() % (hi - lo + 1)
-    }
-}
-
 /// One update as Fast would send it: the same bytes on every retry.
 #[derive(Clone, Debug)]
-struct Op {
-    request_id: String,
-    line_id: String,
-    cart: String,
-    body: Vec<u8>,
+pub(crate) struct Op {
+    pub(crate) request_id: String,
+    pub(crate) line_id: String,
+    pub(crate) cart: String,
+    pub(crate) body: Vec<u8>,
     /// Times sent so far.
-    sends: u32,
+    pub(crate) sends: u32,
 }
 
 impl Op {
-    fn new(prefix: &str, client: usize, n: u64, carts: &[String]) -> Op {
+    pub(crate) fn new(prefix: &str, client: usize, n: u64, carts: &[String]) -> Op {
         let request_id = format!("{prefix}-req-c{client}-{n:05}");
         let line_id = format!("{prefix}-line-c{client}-{n:05}");
         let cart = carts[(client * 7 + usize::try_from(n).unwrap() * 3) % carts.len()].clone();
@@ -441,7 +178,7 @@ async fn retry_all(
 ///
 /// `expected_initial`: lines the carts were created with. `sent`: every op ever sent (at
 /// least attempted). `acked`: every op answered 200, with its bytes.
-async fn check_final_state(
+pub(crate) async fn check_final_state(
     http: &reqwest::Client,
     base: &str,
     carts: &[String],
@@ -506,7 +243,7 @@ async fn check_final_state(
 }
 
 /// At most `max` acknowledged requests: every one that needed a retry, then evenly spread.
-fn replay_sample(acked: &[(Op, Resp)], max: usize) -> Vec<&(Op, Resp)> {
+pub(crate) fn replay_sample(acked: &[(Op, Resp)], max: usize) -> Vec<&(Op, Resp)> {
     let (retried, once): (Vec<_>, Vec<_>) = acked.iter().partition(|(op, _)| op.sends > 1);
     let mut sample: Vec<_> = retried.into_iter().take(max).collect();
     let rest = (max - sample.len()).min(once.len());
@@ -515,7 +252,11 @@ fn replay_sample(acked: &[(Op, Resp)], max: usize) -> Vec<&(Op, Resp)> {
 }
 
 /// Replays `sample`: the same status and bytes, marked `Idempotent-Replayed: true`.
-async fn check_replays(http: &reqwest::Client, base: &str, sample: &[&(Op, Resp)]) -> usize {
+pub(crate) async fn check_replays(
+    http: &reqwest::Client,
+    base: &str,
+    sample: &[&(Op, Resp)],
+) -> usize {
     let mut n = 0;
     for (op, first) in sample.iter().copied() {
         let again = post(http, base, "update", op.body.clone())
@@ -545,7 +286,7 @@ async fn check_replays(http: &reqwest::Client, base: &str, sample: &[&(Op, Resp)
 }
 
 /// Creates carts `<prefix>-cart-<k>`, each with one line `<prefix>-seed-<k>`.
-async fn create_carts(
+pub(crate) async fn create_carts(
     http: &reqwest::Client,
     base: &str,
     prefix: &str,
@@ -612,7 +353,7 @@ async fn dur01_kill9_under_load_loses_nothing_acknowledged() {
     let dir = tempfile::TempDir::new().expect("temp dir");
     let http = http_client();
 
-    let server = ServerProcess::start(dir.path());
+    let server = ServerProcess::start(dir.path()).await;
     let mut ready_times = vec![server.ready_after];
     let (carts, seeds) = create_carts(&http, &server.base(), "dur01", 10).await;
     drop(server); // killed: the creates were answered, so they are durable
@@ -643,7 +384,7 @@ async fn dur01_kill9_under_load_loses_nothing_acknowledged() {
             restarts += 1;
             early_kills.push((after, listening));
         }
-        let server = ServerProcess::start(dir.path());
+        let server = ServerProcess::start(dir.path()).await;
         restarts += 1;
         ready_times.push(server.ready_after);
         let load = Arc::new(LoadControl::default());
@@ -681,7 +422,7 @@ async fn dur01_kill9_under_load_loses_nothing_acknowledged() {
     }
 
     // The last life: retry what was never answered, then check everything.
-    let server = ServerProcess::start(dir.path());
+    let server = ServerProcess::start(dir.path()).await;
     restarts += 1;
     ready_times.push(server.ready_after);
     let base = server.base();
@@ -735,7 +476,7 @@ async fn dur01_kill9_under_load_loses_nothing_acknowledged() {
 async fn idem12_record_survives_kill9() {
     let dir = tempfile::TempDir::new().expect("temp dir");
     let http = http_client();
-    let mut server = ServerProcess::start(dir.path());
+    let mut server = ServerProcess::start(dir.path()).await;
     let base = server.base();
     let create = create_body(
         "idem12-create",
@@ -764,7 +505,7 @@ async fn idem12_record_survives_kill9() {
     assert_eq!(updated.header("idempotent-replayed"), None);
     server.kill9();
 
-    let server = ServerProcess::start(dir.path());
+    let server = ServerProcess::start(dir.path()).await;
     let base = server.base();
     let again = post_ok(&http, &base, "update", &update).await;
     assert_eq!(
@@ -803,7 +544,7 @@ async fn idem12_record_survives_kill9() {
 async fn store05_second_process_on_the_same_dir_is_refused() {
     let dir = tempfile::TempDir::new().expect("temp dir");
     let http = http_client();
-    let first = ServerProcess::start(dir.path());
+    let first = ServerProcess::start(dir.path()).await;
     let base = first.base();
     let created = post_ok(
         &http,
@@ -872,7 +613,7 @@ async fn store05_second_process_on_the_same_dir_is_refused() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dur07_sigterm_under_load_exits_cleanly_and_keeps_acknowledged_updates() {
     let dir = tempfile::TempDir::new().expect("temp dir");
-    let mut server = ServerProcess::start(dir.path());
+    let mut server = ServerProcess::start(dir.path()).await;
     let setup = http_client();
     let (carts, seeds) = create_carts(&setup, &server.base(), "dur07", 2).await;
     // No idle keep-alive connection of ours may hold the drain open.
@@ -934,7 +675,7 @@ async fn dur07_sigterm_under_load_exits_cleanly_and_keeps_acknowledged_updates()
     assert!(bad.is_empty(), "answers during the drain: {bad:?}");
     let acked_before = acked.len();
 
-    let server = ServerProcess::start(dir.path());
+    let server = ServerProcess::start(dir.path()).await;
     let base = server.base();
     let http = http_client();
     let in_flight = retry_all(&mut states, &http, &base, &mut acked).await;

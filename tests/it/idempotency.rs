@@ -10,24 +10,11 @@ use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
 
 /// Seven days, the default retention of idempotency records (contract §5).
 const RETENTION_MS: u64 = 7 * 24 * 3600 * 1000;
 
 // ---- helpers ----
-
-/// "HTTP <status>: <body>" for assertion messages (bodies of big orders are cut short).
-fn show(r: &Resp) -> String {
-    let text = String::from_utf8_lossy(&r.bytes);
-    let cut: String = text.chars().take(600).collect();
-    let more = if text.chars().count() > 600 {
-        "…"
-    } else {
-        ""
-    };
-    format!("HTTP {}: {cut}{more}", r.status)
-}
 
 fn is_replay(r: &Resp) -> bool {
     r.header("Idempotent-Replayed") == Some("true")
@@ -141,110 +128,6 @@ async fn create_cart(app: &TestApp, request_id: &str, fast_id: &str) -> Resp {
         .await;
     assert_first(&r, &format!("creating cart {fast_id}"));
     r
-}
-
-/// POST of raw bytes from a task that does not own the `TestApp`.
-async fn try_send(
-    client: &reqwest::Client,
-    base: &str,
-    verb: &str,
-    body: Vec<u8>,
-) -> Result<Resp, reqwest::Error> {
-    let r = client
-        .post(format!("{base}/fast/v1/{verb}"))
-        .header("content-type", "application/json")
-        .body(body)
-        .send()
-        .await?;
-    Ok(Resp {
-        status: r.status().as_u16(),
-        headers: r.headers().clone(),
-        bytes: r.bytes().await?.to_vec(),
-    })
-}
-
-async fn send(client: &reqwest::Client, base: &str, verb: &str, body: Vec<u8>) -> Resp {
-    try_send(client, base, verb, body)
-        .await
-        .expect("request sent and answered")
-}
-
-/// Sends like Fast would: until the answer is not one of `retry_on` (409, and 503 where the
-/// test allows it), honouring `Retry-After`, which every such answer must carry; a lost
-/// connection (keep-alive races on a loaded machine) is retried with the same body, which
-/// is exactly what request_id exists for. Returns the final answer and what was retried.
-async fn send_retrying(
-    client: &reqwest::Client,
-    base: &str,
-    verb: &str,
-    body: &[u8],
-    retry_on: &[u16],
-) -> (Resp, Retries) {
-    let mut retried = Retries::default();
-    loop {
-        let r = match try_send(client, base, verb, body.to_vec()).await {
-            Ok(r) => r,
-            Err(e) => {
-                retried.transport += 1;
-                assert!(
-                    retried.transport <= 10,
-                    "still no answer after {} tries: {e}",
-                    retried.transport
-                );
-                eprintln!("transport error, retrying the same request: {e}");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                continue;
-            }
-        };
-        if !retry_on.contains(&r.status) {
-            return (r, retried);
-        }
-        retried.statuses += 1;
-        let wait: u64 = r
-            .header("Retry-After")
-            .unwrap_or_else(|| panic!("a {} must carry Retry-After: {}", r.status, show(&r)))
-            .trim()
-            .parse()
-            .unwrap_or_else(|_| {
-                panic!("Retry-After must be seconds: {:?}", r.header("Retry-After"))
-            });
-        assert!(
-            retried.statuses <= 10,
-            "still {} after {} retries: {}",
-            r.status,
-            retried.statuses,
-            show(&r)
-        );
-        tokio::time::sleep(Duration::from_secs(wait.clamp(1, 5))).await;
-    }
-}
-
-/// What `send_retrying` had to retry: answers (409/503) and lost connections.
-#[derive(Debug, Default, Clone, Copy)]
-struct Retries {
-    statuses: usize,
-    transport: usize,
-}
-
-/// xorshift64: a deterministic shuffle without new crates.
-struct XorShift(u64);
-
-impl XorShift {
-    fn next(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        self.0 = x;
-        x
-    }
-
-    fn shuffle<T>(&mut self, items: &mut [T]) {
-        for i in (1..items.len()).rev() {
-            let j = usize::try_from(self.next() % (i as u64 + 1)).unwrap();
-            items.swap(i, j);
-        }
-    }
 }
 
 // ---- IDEM-01, 03, 04, 05 ----
@@ -724,7 +607,9 @@ async fn concurrent_duplicates_get_one_answer_and_one_effect() {
             );
             tokio::spawn(async move {
                 barrier.wait().await;
-                send(&client, &base, "update", body).await
+                post(&client, &base, "update", body)
+                    .await
+                    .expect("request sent and answered")
             })
         })
         .collect();

@@ -6,12 +6,15 @@
 // Shared by every test module; not each module uses each helper.
 #[allow(dead_code)]
 mod helpers;
+#[path = "../common/pg.rs"]
+mod pg;
 
 mod auth;
 mod checkout;
 mod crash;
 mod hostile;
 mod idempotency;
+mod multi_instance;
 mod operations;
 mod orders;
 mod outbox;

@@ -15,7 +15,8 @@
 //! the background worker (both read the same clock).
 
 use crate::helpers::{
-    create_body, spawn_app_in, spawn_app_with, update_body, Resp, TestApp, T0_MS,
+    accept_loop, create_body, read_request, spawn_app_in, spawn_app_with, update_body,
+    write_answer, Resp, ServerProcess, TestApp, T0_MS,
 };
 use fast_seller::clock::{Clock, SystemClock};
 use fast_seller::config::{BackendKind, Secret, Settings};
@@ -25,12 +26,9 @@ use fast_seller::store::{Attempt, OutboxItem, OutboxState};
 use serde_json::{json, Value};
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::future::Future;
-use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::sync::{mpsc, Arc, Mutex};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, UNIX_EPOCH};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 
@@ -237,12 +235,7 @@ impl Receiver {
                 ),
             }
         };
-        let state = self.state.clone();
-        let task = tokio::spawn(async move {
-            while let Ok((stream, _)) = listener.accept().await {
-                tokio::spawn(serve_connection(stream, state.clone()));
-            }
-        });
+        let task = accept_loop(listener, self.state.clone(), serve_connection);
         let old = self.accept.lock().unwrap().replace(task);
         assert!(old.is_none(), "the receiver was already listening");
     }
@@ -265,61 +258,15 @@ impl Drop for Receiver {
     }
 }
 
-fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-    haystack.windows(needle.len()).position(|w| w == needle)
-}
-
 /// Reads one HTTP/1.1 request, records it, answers as scripted and closes the connection.
 async fn serve_connection(mut stream: TcpStream, state: Arc<ReceiverState>) {
-    let mut buf = Vec::new();
-    let mut chunk = [0u8; 8192];
-    let head_end = loop {
-        if let Some(pos) = find(&buf, b"\r\n\r\n") {
-            break pos + 4;
-        }
-        match stream.read(&mut chunk).await {
-            Ok(0) | Err(_) => return,
-            Ok(n) => buf.extend_from_slice(&chunk[..n]),
-        }
-        if buf.len() > 1 << 20 {
-            return;
-        }
+    let Some(request) = read_request(&mut stream).await else {
+        return;
     };
-    let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
-    let headers: Vec<(String, String)> = head
-        .split("\r\n")
-        .skip(1)
-        .filter_map(|line| line.split_once(':'))
-        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
-        .collect();
-    let header = |name: &str| {
-        headers
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.clone())
-    };
-    let length: usize = header("content-length")
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0);
-    let mut body = buf[head_end..].to_vec();
-    while body.len() < length {
-        match stream.read(&mut chunk).await {
-            Ok(0) | Err(_) => return,
-            Ok(n) => body.extend_from_slice(&chunk[..n]),
-        }
-    }
-    body.truncate(length);
-
     let clock_ms = state.clock.lock().unwrap().now_ms();
-    let now_secs = i64::try_from(clock_ms / 1000).unwrap();
-    let verified = signing::verify(
-        std::slice::from_ref(&state.secret),
-        &headers,
-        &body,
-        now_secs,
-        signing::DEFAULT_TOLERANCE_SECS,
-    )
-    .map_err(|e| e.to_string());
+    let verified = request.verify(&state.secret, clock_ms);
+    let header = |name: &str| request.header(name);
+    let body = request.body.clone();
     let json: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
     let order_id = json["order_id"].as_str().unwrap_or_default().to_string();
     let reply = state
@@ -355,19 +302,14 @@ async fn serve_connection(mut stream: TcpStream, state: Arc<ReceiverState>) {
     if !reply.delay.is_zero() {
         tokio::time::sleep(reply.delay).await;
     }
-    let mut answer = format!(
-        "HTTP/1.1 {} Scripted\r\ncontent-length: 0\r\nconnection: close\r\n",
-        reply.status
-    );
-    if let Some(v) = &reply.retry_after {
-        answer.push_str(&format!("retry-after: {v}\r\n"));
-    }
-    answer.push_str("\r\n");
-    if stream.write_all(answer.as_bytes()).await.is_ok() {
-        let _ = stream.flush().await;
+    let extra = reply
+        .retry_after
+        .as_ref()
+        .map(|v| format!("retry-after: {v}\r\n"))
+        .unwrap_or_default();
+    if write_answer(&mut stream, reply.status, &extra).await {
         state.calls.lock().unwrap()[index].answered = true;
     }
-    let _ = stream.shutdown().await;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1379,130 +1321,18 @@ async fn the_nats_backend_publishes_to_jetstream_and_redeliveries_are_duplicates
 // OUT-08: a crash between the backend's "yes" and our "delivered"
 // ---------------------------------------------------------------------------------------------
 
-/// `fast-seller serve` as a child process with the webhook backend.
-struct ServerProcess {
-    child: Child,
-    port: u16,
-    stdout: Arc<Mutex<VecDeque<String>>>,
-    stderr: Arc<Mutex<String>>,
-}
-
-impl ServerProcess {
-    async fn start(data_dir: &Path, receiver: &Receiver) -> ServerProcess {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_fast-seller"));
-        cmd.arg("serve")
-            .arg("--listen")
-            .arg("127.0.0.1:0")
-            .arg("--data-dir")
-            .arg(data_dir)
-            .arg("--log-format")
-            .arg("json")
-            .arg("--backend")
-            .arg("webhook")
-            .arg("--webhook-url")
-            .arg(receiver.url());
-        for (key, _) in std::env::vars_os() {
-            if key.to_string_lossy().starts_with("FAST_SELLER_") {
-                cmd.env_remove(key);
-            }
-        }
-        cmd.env("FAST_SELLER_WEBHOOK_SECRET", receiver.secret_text())
-            .env("FAST_SELLER_ADMIN_TOKEN", ADMIN_TOKEN)
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let mut child = cmd.spawn().expect("fast-seller starts");
-        let out = child.stdout.take().expect("piped stdout");
-        let err = child.stderr.take().expect("piped stderr");
-        let stdout = Arc::new(Mutex::new(VecDeque::new()));
-        let stderr = Arc::new(Mutex::new(String::new()));
-        let (port_tx, port_rx) = mpsc::channel();
-        {
-            let stdout = stdout.clone();
-            std::thread::spawn(move || {
-                for line in BufReader::new(out).lines() {
-                    let Ok(line) = line else { break };
-                    if let Some(port) = listening_port(&line) {
-                        let _ = port_tx.send(port);
-                    }
-                    let mut kept = stdout.lock().unwrap();
-                    if kept.len() == 500 {
-                        kept.pop_front();
-                    }
-                    kept.push_back(line);
-                }
-            });
-        }
-        {
-            let stderr = stderr.clone();
-            std::thread::spawn(move || {
-                let mut text = String::new();
-                let _ = BufReader::new(err).read_to_string(&mut text);
-                stderr.lock().unwrap().push_str(&text);
-            });
-        }
-        let mut server = ServerProcess {
-            child,
-            port: 0,
-            stdout,
-            stderr,
-        };
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            if let Ok(port) = port_rx.try_recv() {
-                server.port = port;
-                return server;
-            }
-            let exited = server.child.try_wait().ok().flatten();
-            if exited.is_some() || Instant::now() >= deadline {
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                panic!(
-                    "fast-seller did not print its listening line (exit {exited:?})\n{}",
-                    server.output()
-                );
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-
-    fn base(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
-    }
-
-    fn kill9(&mut self) {
-        let _ = self.child.kill();
-        self.child.wait().expect("reap the killed server");
-    }
-
-    fn output(&self) -> String {
-        let stdout = self.stdout.lock().unwrap();
-        let skip = stdout.len().saturating_sub(40);
-        let tail: Vec<&str> = stdout.iter().skip(skip).map(String::as_str).collect();
-        format!(
-            "--- stdout (tail) ---\n{}\n--- stderr ---\n{}",
-            tail.join("\n"),
-            self.stderr.lock().unwrap()
-        )
-    }
-}
-
-impl Drop for ServerProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// The port in the JSON log line `"addr":"127.0.0.1:<port>"` of the listening message.
-fn listening_port(line: &str) -> Option<u16> {
-    if !line.contains("listening on") {
-        return None;
-    }
-    let marker = "\"addr\":\"127.0.0.1:";
-    let rest = &line[line.find(marker)? + marker.len()..];
-    let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
-    digits.parse().ok()
+/// `fast-seller serve` as a child process with the webhook backend delivering to `receiver`.
+async fn start_webhook_server(data_dir: &Path, receiver: &Receiver) -> ServerProcess {
+    let secret = receiver.secret_text();
+    ServerProcess::start_webhook(
+        data_dir,
+        &receiver.url(),
+        &[
+            ("FAST_SELLER_WEBHOOK_SECRET", &secret),
+            ("FAST_SELLER_ADMIN_TOKEN", ADMIN_TOKEN),
+        ],
+    )
+    .await
 }
 
 async fn post_json(client: &reqwest::Client, url: &str, body: &Value) -> (u16, Value) {
@@ -1534,7 +1364,7 @@ async fn a_kill_during_delivery_redelivers_the_same_event_after_restart() {
         .build()
         .unwrap();
 
-    let mut server = ServerProcess::start(dir.path(), &receiver).await;
+    let mut server = start_webhook_server(dir.path(), &receiver).await;
     let base = server.base();
     let (status, _) = post_json(
         &client,
@@ -1573,7 +1403,7 @@ async fn a_kill_during_delivery_redelivers_the_same_event_after_restart() {
 
     // Restart on the same data directory; the receiver now answers at once.
     receiver.set_default(Reply::ok());
-    let server = ServerProcess::start(dir.path(), &receiver).await;
+    let server = start_webhook_server(dir.path(), &receiver).await;
     eventually("the redelivery", || {
         let receiver = &receiver;
         async move { (receiver.calls().len() >= 2).then_some(()) }

@@ -15,17 +15,17 @@
 //! of the same event would push its next attempt 5 minutes out): the retry comes 5 s later by
 //! the server's real clock, so the final wait for delivery stays bounded.
 
-use crate::helpers::{create_body, update_body, Resp};
+use crate::helpers::{
+    accept_loop, create_body, outbox_backlog, post, read_request, update_body, write_answer, Resp,
+    ServerProcess, XorShift,
+};
 use fast_seller::signing::{self, WebhookSecret};
 use serde_json::{json, Value};
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
-use std::io::{BufRead, BufReader, Read};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{mpsc, Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -44,44 +44,8 @@ const FAIL_ONE_IN: u64 = 10;
 const WORKLOAD_LIMIT: Duration = Duration::from_secs(60);
 /// Longest wait, after the last conversion, for every event to be delivered.
 const DELIVERY_LIMIT: Duration = Duration::from_secs(60);
-/// How long a start may take.
-const READY_TIMEOUT: Duration = Duration::from_secs(20);
 /// Non-200 answers to one request before the test gives up on it.
 const MAX_REFUSALS: u32 = 100;
-
-// ---------------------------------------------------------------------------------------------
-// Deterministic randomness
-// ---------------------------------------------------------------------------------------------
-
-/// A deterministic xorshift64 (no extra crates).
-struct XorShift(u64);
-
-impl XorShift {
-    fn new(seed: u64) -> XorShift {
-        let mut rng = XorShift(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ 0x2545_F491_4F6C_DD1D);
-        if rng.0 == 0 {
-            rng.0 = 1;
-        }
-        for _ in 0..8 {
-            rng.next();
-        }
-        rng
-    }
-
-    fn next(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        self.0 = x;
-        x
-    }
-
-    /// Uniform-enough in `lo..=hi`.
-    fn between(&mut self, lo: u64, hi: u64) -> u64 {
-        lo + self.next() % (hi - lo + 1)
-    }
-}
 
 // ---------------------------------------------------------------------------------------------
 // The receiver: a deduplicating merchant backend
@@ -155,14 +119,7 @@ impl Receiver {
             created: Mutex::new(HashMap::new()),
             open: AtomicUsize::new(0),
         });
-        let accept = {
-            let state = state.clone();
-            tokio::spawn(async move {
-                while let Ok((stream, _)) = listener.accept().await {
-                    tokio::spawn(serve_connection(stream, state.clone()));
-                }
-            })
-        };
+        let accept = accept_loop(listener, state.clone(), serve_connection);
         Receiver {
             state,
             port,
@@ -205,73 +162,22 @@ impl Drop for Receiver {
     }
 }
 
-fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-    haystack.windows(needle.len()).position(|w| w == needle)
-}
-
 /// Reads one HTTP/1.1 request, records it, answers and closes the connection.
 async fn serve_connection(mut stream: TcpStream, state: Arc<ReceiverState>) {
-    let mut buf = Vec::new();
-    let mut chunk = [0u8; 8192];
-    let head_end = loop {
-        if let Some(pos) = find(&buf, b"\r\n\r\n") {
-            break pos + 4;
-        }
-        match stream.read(&mut chunk).await {
-            Ok(0) | Err(_) => return,
-            Ok(n) => buf.extend_from_slice(&chunk[..n]),
-        }
-        if buf.len() > 1 << 20 {
-            return;
-        }
+    let Some(request) = read_request(&mut stream).await else {
+        return;
     };
-    let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
-    let life: u64 = head
-        .split(' ')
-        .nth(1)
-        .and_then(|path| path.rsplit('/').next())
+    let life: u64 = request
+        .path
+        .rsplit('/')
+        .next()
         .and_then(|last| last.parse().ok())
         .unwrap_or(u64::MAX);
-    let headers: Vec<(String, String)> = head
-        .split("\r\n")
-        .skip(1)
-        .filter_map(|line| line.split_once(':'))
-        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
-        .collect();
-    let header = |name: &str| {
-        headers
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.clone())
-    };
-    let length: usize = header("content-length")
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0);
-    let mut body = buf[head_end..].to_vec();
-    while body.len() < length {
-        match stream.read(&mut chunk).await {
-            Ok(0) | Err(_) => return,
-            Ok(n) => body.extend_from_slice(&chunk[..n]),
-        }
-    }
-    body.truncate(length);
+    let header = |name: &str| request.header(name);
+    let body = request.body.clone();
     state.open.fetch_add(1, Ordering::SeqCst);
 
-    let now_secs = i64::try_from(
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap()
-            .as_secs(),
-    )
-    .unwrap();
-    let verified = signing::verify(
-        std::slice::from_ref(&state.secret),
-        &headers,
-        &body,
-        now_secs,
-        signing::DEFAULT_TOLERANCE_SECS,
-    )
-    .map_err(|e| e.to_string());
+    let verified = request.verify_now(&state.secret);
     let json: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
     let webhook_id = header(signing::HEADER_ID);
     let (delay, fail) = {
@@ -311,11 +217,7 @@ async fn serve_connection(mut stream: TcpStream, state: Arc<ReceiverState>) {
     });
 
     tokio::time::sleep(Duration::from_millis(delay)).await;
-    let answer = format!("HTTP/1.1 {status} X\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
-    if stream.write_all(answer.as_bytes()).await.is_ok() {
-        let _ = stream.flush().await;
-    }
-    let _ = stream.shutdown().await;
+    write_answer(&mut stream, status, "").await;
     state.open.fetch_sub(1, Ordering::SeqCst);
 }
 
@@ -323,135 +225,14 @@ async fn serve_connection(mut stream: TcpStream, state: Arc<ReceiverState>) {
 // The server process
 // ---------------------------------------------------------------------------------------------
 
-/// `fast-seller serve --backend webhook` as a child process.
-struct ServerProcess {
-    child: Child,
-    port: u16,
-    stdout: Arc<Mutex<VecDeque<String>>>,
-    stderr: Arc<Mutex<String>>,
-}
-
-impl ServerProcess {
-    /// Spawns the server (life `life`) and waits (polling, up to [`READY_TIMEOUT`]) for its
-    /// listening line.
-    async fn start(data_dir: &Path, receiver: &Receiver, life: u64) -> ServerProcess {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_fast-seller"));
-        cmd.arg("serve")
-            .arg("--listen")
-            .arg("127.0.0.1:0")
-            .arg("--data-dir")
-            .arg(data_dir)
-            .arg("--log-format")
-            .arg("json")
-            .arg("--backend")
-            .arg("webhook")
-            .arg("--webhook-url")
-            .arg(receiver.url(life));
-        // Settings from the environment of whoever runs the tests must not leak in.
-        for (key, _) in std::env::vars_os() {
-            if key.to_string_lossy().starts_with("FAST_SELLER_") {
-                cmd.env_remove(key);
-            }
-        }
-        cmd.env("FAST_SELLER_WEBHOOK_SECRET", &receiver.state.secret_text)
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let mut child = cmd.spawn().expect("fast-seller starts");
-        let out = child.stdout.take().expect("piped stdout");
-        let err = child.stderr.take().expect("piped stderr");
-        let stdout = Arc::new(Mutex::new(VecDeque::new()));
-        let stderr = Arc::new(Mutex::new(String::new()));
-        let (port_tx, port_rx) = mpsc::channel();
-        {
-            // Reads every line (the pipe must never fill up, or the server blocks on logging).
-            let stdout = stdout.clone();
-            std::thread::spawn(move || {
-                for line in BufReader::new(out).lines() {
-                    let Ok(line) = line else { break };
-                    if let Some(port) = listening_port(&line) {
-                        let _ = port_tx.send(port);
-                    }
-                    let mut kept = stdout.lock().unwrap();
-                    if kept.len() == 500 {
-                        kept.pop_front();
-                    }
-                    kept.push_back(line);
-                }
-            });
-        }
-        {
-            let stderr = stderr.clone();
-            std::thread::spawn(move || {
-                let mut text = String::new();
-                let _ = BufReader::new(err).read_to_string(&mut text);
-                stderr.lock().unwrap().push_str(&text);
-            });
-        }
-        let mut server = ServerProcess {
-            child,
-            port: 0,
-            stdout,
-            stderr,
-        };
-        let deadline = Instant::now() + READY_TIMEOUT;
-        loop {
-            if let Ok(port) = port_rx.try_recv() {
-                server.port = port;
-                return server;
-            }
-            let exited = server.child.try_wait().ok().flatten();
-            if exited.is_some() || Instant::now() >= deadline {
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                panic!(
-                    "fast-seller did not print its listening line (exit {exited:?})\n{}",
-                    server.output()
-                );
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    }
-
-    fn base(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
-    }
-
-    /// SIGKILL (`Child::kill` on Unix), then reap the process.
-    fn kill9(&mut self) {
-        let _ = self.child.kill();
-        self.child.wait().expect("reap the killed server");
-    }
-
-    /// The last stdout lines and all of stderr, for failure messages.
-    fn output(&self) -> String {
-        let stdout = self.stdout.lock().unwrap();
-        let skip = stdout.len().saturating_sub(40);
-        let tail: Vec<&str> = stdout.iter().skip(skip).map(String::as_str).collect();
-        format!(
-            "--- stdout (tail) ---\n{}\n--- stderr ---\n{}",
-            tail.join("\n"),
-            self.stderr.lock().unwrap()
-        )
-    }
-}
-
-impl Drop for ServerProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// The port in the JSON log line `"addr":"127.0.0.1:<port>"` of the listening message.
-fn listening_port(line: &str) -> Option<u16> {
-    if !line.contains("listening on") {
-        return None;
-    }
-    let marker = "\"addr\":\"127.0.0.1:";
-    let rest = &line[line.find(marker)? + marker.len()..];
-    let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
-    digits.parse().ok()
+/// `fast-seller serve --backend webhook` (life `life`) as a child process, once it listens.
+async fn start_server(data_dir: &Path, receiver: &Receiver, life: u64) -> ServerProcess {
+    ServerProcess::start_webhook(
+        data_dir,
+        &receiver.url(life),
+        &[("FAST_SELLER_WEBHOOK_SECRET", &receiver.state.secret_text)],
+    )
+    .await
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -480,29 +261,6 @@ struct Tally {
     conversions_cut_committed: AtomicU64,
     /// (request id, status, body) of every non-200 answer.
     refusals: Mutex<Vec<(String, u16, String)>>,
-}
-
-/// POSTs raw JSON bytes to `/fast/v1/<verb>`; `Err` when no complete answer arrived.
-async fn post(
-    client: &reqwest::Client,
-    base: &str,
-    verb: &str,
-    body: Vec<u8>,
-) -> Result<Resp, reqwest::Error> {
-    let r = client
-        .post(format!("{base}/fast/v1/{verb}"))
-        .header("content-type", "application/json")
-        .body(body)
-        .send()
-        .await?;
-    let status = r.status().as_u16();
-    let headers = r.headers().clone();
-    let bytes = r.bytes().await?.to_vec();
-    Ok(Resp {
-        status,
-        headers,
-        bytes,
-    })
 }
 
 /// Sends `body` until it is answered 200, across server lives: the same bytes (and so the same
@@ -596,16 +354,6 @@ async fn client(
     acked
 }
 
-/// `GET /readyz` → `(pending, dead)` of the outbox, when the server answers.
-async fn backlog(http: &reqwest::Client, base: &str) -> Option<(u64, u64)> {
-    let r = http.get(format!("{base}/readyz")).send().await.ok()?;
-    let v: Value = r.json().await.ok()?;
-    Some((
-        v["outbox"]["pending"].as_u64()?,
-        v["outbox"]["dead"].as_u64()?,
-    ))
-}
-
 // ---------------------------------------------------------------------------------------------
 // The test
 // ---------------------------------------------------------------------------------------------
@@ -620,7 +368,7 @@ async fn conversions_survive_ten_kills_and_are_all_delivered_once() {
     let mut rng = XorShift::new(0x0C_2026);
     let receiver = Receiver::start(rng.next()).await;
     let dir = tempfile::TempDir::new().expect("temp dir");
-    let mut server = ServerProcess::start(dir.path(), &receiver, 0).await;
+    let mut server = start_server(dir.path(), &receiver, 0).await;
     let (current_tx, current_rx) = watch::channel(Current {
         life: 0,
         base: server.base(),
@@ -669,7 +417,7 @@ async fn conversions_survive_ten_kills_and_are_all_delivered_once() {
         server.kill9();
         kills.push((converted, open));
         let life = k + 1;
-        server = ServerProcess::start(dir.path(), &receiver, life).await;
+        server = start_server(dir.path(), &receiver, life).await;
         current_tx.send_replace(Current {
             life,
             base: server.base(),
@@ -717,7 +465,7 @@ async fn conversions_survive_ten_kills_and_are_all_delivered_once() {
         let created = receiver.created_orders();
         let missing: Vec<&String> = all_orders.difference(&created).collect();
         if missing.is_empty() {
-            last_backlog = backlog(&http, &server.base()).await;
+            last_backlog = outbox_backlog(&http, &server.base()).await;
             if last_backlog == Some((0, 0)) && receiver.open_calls() == 0 {
                 break;
             }
