@@ -592,6 +592,11 @@ impl Service {
         if app_id.contains('\0') || app_id.len() > crate::protocol::MAX_ID_LEN {
             return Err(ServiceError::BadRequest("app_id: invalid".into()));
         }
+        if app_id == orders::ADMIN_SCOPE {
+            return Err(ServiceError::BadRequest(format!(
+                "app_id: `{app_id}` is reserved for the merchant API"
+            )));
+        }
         let key = IdempotencyKey {
             app_id,
             request_id: request_id.0.clone(),

@@ -25,9 +25,10 @@ use crate::store::{Commit, IdempotencyKey, OrderWrite, OutboxEntry};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-/// Idempotency keys of the merchant API live in their own scope: Fast's app ids never
-/// contain a NUL, so they cannot collide with Fast's request ids.
-const ADMIN_SCOPE: &str = "\0admin";
+/// Idempotency keys of the merchant API live in their own scope (the `app_id` of their
+/// records), which Fast's requests may not use (`Service::begin` refuses it), so the two never
+/// collide. Plain text: PostgreSQL's `text` holds no NUL.
+pub(super) const ADMIN_SCOPE: &str = "fast-seller:admin";
 /// Most orders one page lists.
 pub const MAX_PAGE: usize = 500;
 /// Most stored orders one listing call looks at (the page then ends early, with a cursor).

@@ -1145,3 +1145,49 @@ async fn shipping_is_refunded_in_full_or_by_amount_once() {
     assert_eq!(calls[2].body["shipping_amount"], "3.00");
     assert_eq!(calls[2].body["order_lines"], json!([]));
 }
+
+/// The merchant API on the PostgreSQL store: an action with an `Idempotency-Key` applies once
+/// and its replay is byte-identical there too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn merchant_actions_are_idempotent_on_postgres() {
+    let schema = crate::pg::PgSchema::create().await;
+    let url = schema.url();
+    let fake = FakeFast::start().await;
+    let app = spawn_with(&fake, move |s| {
+        s.store = fast_seller::config::StoreConfig::Postgres {
+            url: Secret::new(url),
+            pool_size: 4,
+        };
+    })
+    .await;
+    booked_order(&app, "F-PG").await;
+    let body = json!({"lines": [{"line_id": "L-1", "quantity": 1}], "note": "pg"});
+    let key = [("idempotency-key", "pg-cancel-1")];
+    let first = admin(&app, "POST", "/orders/F-PG/cancel", Some(&body), &key).await;
+    let answer = ok(&first, "cancel on PostgreSQL");
+    assert_eq!(answer["order"]["lines"][0]["quantity"], json!(1));
+    let again = admin(&app, "POST", "/orders/F-PG/cancel", Some(&body), &key).await;
+    assert_eq!(again.bytes, first.bytes);
+    assert_eq!(again.header("idempotent-replayed"), Some("true"));
+    let shown = ok(&admin(&app, "GET", "/orders/F-PG", None, &[]).await, "show");
+    assert_eq!(
+        shown["management"]["cancellations"]
+            .as_array()
+            .map(Vec::len),
+        Some(1)
+    );
+    post_ok(&app, "/orders/F-PG/cancel", &json!({})).await;
+    let calls = fake.wait_accepted(1).await;
+    assert_eq!(calls[0].path, "/v1/external/orders/F-PG");
+}
+
+/// The merchant API's idempotency scope is not an app id Fast may use.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_merchant_scope_is_no_app_id_for_fast() {
+    let fake = FakeFast::start().await;
+    let app = spawn(&fake).await;
+    let mut body = create_body("scope-1", "F-SCOPE", &[("L-1", "mug-01", 1)]);
+    body["app_id"] = json!("fast-seller:admin");
+    let msg = refused(&app.post("create", &body).await, 400, "the reserved app id");
+    assert!(msg.contains("reserved"), "{msg}");
+}
