@@ -164,6 +164,103 @@ fn to_value<T: Serialize>(value: &T) -> Result<Value, ServiceError> {
     serde_json::to_value(value).map_err(|e| ServiceError::Internal(format!("encoding: {e}")))
 }
 
+/// The fields a merchant request may carry, at its top level and in each of its `lines`.
+struct Fields {
+    top: &'static [&'static str],
+    line: &'static [&'static str],
+}
+
+const CANCEL_FIELDS: Fields = Fields {
+    top: &[
+        "lines",
+        "reason",
+        "seed_code",
+        "sub_reason",
+        "note",
+        "employee_id",
+        "source",
+    ],
+    line: &["line_id", "quantity"],
+};
+const REFUND_FIELDS: Fields = Fields {
+    top: &[
+        "lines",
+        "shipping",
+        "reason",
+        "method",
+        "note",
+        "external_refund_id",
+        "employee_id",
+        "source",
+    ],
+    line: &["line_id", "quantity", "restock", "reason"],
+};
+const REFUND_CREATE_FIELDS: Fields = Fields {
+    top: &[
+        "lines",
+        "shipping",
+        "reason",
+        "method",
+        "note",
+        "external_refund_id",
+        "employee_id",
+        "source",
+        "calculation",
+        "amount",
+    ],
+    line: REFUND_FIELDS.line,
+};
+const FULFIL_FIELDS: Fields = Fields {
+    top: &[
+        "lines",
+        "carrier",
+        "tracking_number",
+        "estimated_delivery_date",
+        "employee_id",
+        "source",
+    ],
+    line: &["line_id", "quantity"],
+};
+const CAPTURE_FIELDS: Fields = Fields {
+    top: &["employee_id", "source"],
+    line: &[],
+};
+
+/// Parses a merchant request, refusing fields it does not know (a misspelt `reason` must not
+/// silently cancel with none). The request types flatten the actor, which serde's
+/// `deny_unknown_fields` cannot combine with, hence this check.
+fn parse_known<T: serde::de::DeserializeOwned>(
+    body: &[u8],
+    fields: &Fields,
+) -> Result<T, ServiceError> {
+    let value: Value = parse(body)?;
+    let unknown = |obj: &serde_json::Map<String, Value>, allowed: &[&str], at: &str| {
+        obj.keys()
+            .find(|k| !allowed.contains(&k.as_str()))
+            .map(|k| {
+                ServiceError::BadRequest(format!(
+                    "{at}{k}: unknown field (expected one of: {})",
+                    allowed.join(", ")
+                ))
+            })
+    };
+    if let Some(obj) = value.as_object() {
+        if let Some(e) = unknown(obj, fields.top, "") {
+            return Err(e);
+        }
+        let lines = obj.get("lines").and_then(Value::as_array);
+        for (i, line) in lines.into_iter().flatten().enumerate() {
+            if let Some(e) = line
+                .as_object()
+                .and_then(|l| unknown(l, fields.line, &format!("lines[{i}].")))
+            {
+                return Err(e);
+            }
+        }
+    }
+    parse(body)
+}
+
 /// Fills the actor's source when the caller did not name one.
 fn with_source(actor: &mut Actor, default_source: &str) {
     if actor.source.as_deref().is_none_or(|s| s.trim().is_empty()) {
@@ -281,7 +378,7 @@ impl Service {
 
     /// A refund's amounts, per line and for shipping, without recording anything.
     pub async fn refund_calculate(&self, call: OrderCall<'_>) -> Result<Vec<u8>, ServiceError> {
-        let req: RefundRequest = parse(call.body)?;
+        let req: RefundRequest = parse_known(call.body, &REFUND_FIELDS)?;
         let loaded = self.find(&admin_lookup(call.order)).await?;
         manage::check_version(&loaded.ledger(), call.if_match)?;
         let calculation = manage::refund_calculate(&loaded.stored.order, &loaded.ledger(), &req)?;
@@ -293,7 +390,7 @@ impl Service {
     }
 
     pub async fn cancel_order(&self, call: OrderCall<'_>) -> Result<Reply, ServiceError> {
-        let mut req: CancelRequest = parse(call.body)?;
+        let mut req: CancelRequest = parse_known(call.body, &CANCEL_FIELDS)?;
         with_source(&mut req.actor, call.default_source);
         self.act("cancel", call, |order, ledger, now| {
             let (order, ledger, outcome) = manage::cancel(order, ledger, &req, now)?;
@@ -314,7 +411,7 @@ impl Service {
     }
 
     pub async fn refund_order(&self, call: OrderCall<'_>) -> Result<Reply, ServiceError> {
-        let mut req: RefundCreateBody = parse(call.body)?;
+        let mut req: RefundCreateBody = parse_known(call.body, &REFUND_CREATE_FIELDS)?;
         with_source(&mut req.request.actor, call.default_source);
         if req.calculation.is_none() && req.amount.is_none() {
             return Err(ServiceError::BadRequest(
@@ -356,7 +453,7 @@ impl Service {
     }
 
     pub async fn fulfil_order(&self, call: OrderCall<'_>) -> Result<Reply, ServiceError> {
-        let mut req: FulfilRequest = parse(call.body)?;
+        let mut req: FulfilRequest = parse_known(call.body, &FULFIL_FIELDS)?;
         with_source(&mut req.actor, call.default_source);
         self.act("fulfil", call, |order, ledger, now| {
             let id = uuid::Uuid::now_v7().to_string();
@@ -376,7 +473,7 @@ impl Service {
         let mut req: CaptureBody = if call.body.iter().all(u8::is_ascii_whitespace) {
             CaptureBody::default()
         } else {
-            parse(call.body)?
+            parse_known(call.body, &CAPTURE_FIELDS)?
         };
         with_source(&mut req.actor, call.default_source);
         self.act("capture", call, |order, ledger, now| {

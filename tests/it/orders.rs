@@ -373,6 +373,33 @@ async fn partial_then_full_cancel_reaches_fast_and_the_backend() {
         404,
         "unknown order",
     );
+    // A misspelt field is refused, naming it, rather than ignored.
+    let msg = refused(
+        &admin(
+            &app,
+            "POST",
+            "/orders/F-CART/cancel",
+            Some(&json!({"reson": "NO_STOCK"})),
+            &[],
+        )
+        .await,
+        400,
+        "a misspelt field",
+    );
+    assert!(msg.contains("reson: unknown field"), "{msg}");
+    let msg = refused(
+        &admin(
+            &app,
+            "POST",
+            "/orders/F-CART/cancel",
+            Some(&json!({"lines": [{"line_id": "L-1", "qty": 1}]})),
+            &[],
+        )
+        .await,
+        400,
+        "a misspelt line field",
+    );
+    assert!(msg.contains("lines[0].qty: unknown field"), "{msg}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
