@@ -8,6 +8,7 @@ use crate::protocol::OrderStatus;
 use crate::service::admin::{parse_state, MAX_LIST};
 use crate::service::orders::{OrderCall, OrderFilter};
 use crate::service::ServiceError;
+use actix_web::http::header::{self, HeaderValue};
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
@@ -178,13 +179,33 @@ fn json(body: Vec<u8>) -> HttpResponse {
         .body(body)
 }
 
+/// The order's `version` (every order answer carries it at the top level).
+#[derive(Deserialize)]
+struct Versioned {
+    version: u64,
+}
+
+/// `"<version>"` of an order answer: its `ETag`, the value `If-Match` takes back.
+fn etag_of(body: &[u8]) -> Option<HeaderValue> {
+    let v = serde_json::from_slice::<Versioned>(body).ok()?;
+    HeaderValue::from_str(&format!("\"{}\"", v.version)).ok()
+}
+
+fn with_etag(etag: Option<HeaderValue>, mut resp: HttpResponse) -> HttpResponse {
+    if let Some(tag) = etag {
+        resp.headers_mut().insert(header::ETAG, tag);
+    }
+    resp
+}
+
 async fn show_order(
     req: HttpRequest,
     id: web::Path<String>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     authorize(&req, &state)?;
-    Ok(json(state.service.show_order(&id).await?))
+    let body = state.service.show_order(&id).await?;
+    Ok(with_etag(etag_of(&body), json(body)))
 }
 
 /// `If-Match: 3`, `"3"` or `W/"3"`: the order version the merchant last saw.
@@ -287,5 +308,5 @@ async fn order_action(
         Action::Fulfil => service.fulfil_order(call).await?,
         Action::Capture => service.capture_order(call).await?,
     };
-    Ok(respond(reply))
+    Ok(with_etag(etag_of(&reply.body), respond(reply)))
 }

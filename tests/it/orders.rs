@@ -753,8 +753,10 @@ async fn fast_down_for_a_while_then_every_call_arrives_once_in_order() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stale_if_match_is_refused() {
     let (_fake, app) = with_booked_order("F-V1").await;
-    let shown = ok(&admin(&app, "GET", "/orders/F-V1", None, &[]).await, "show");
+    let shown_resp = admin(&app, "GET", "/orders/F-V1", None, &[]).await;
+    let shown = ok(&shown_resp, "show");
     let v = shown["version"].as_u64().unwrap();
+    assert_eq!(shown_resp.header("etag"), Some(format!("\"{v}\"").as_str()));
     let stale = (v - 1).to_string();
     let body = json!({"lines": [{"line_id": "L-1", "quantity": 1}]});
     let msg = refused(
@@ -785,18 +787,22 @@ async fn a_stale_if_match_is_refused() {
         "a stale version is no reason to wait and retry"
     );
     let current = format!("\"{v}\"");
-    let r = ok(
-        &admin(
-            &app,
-            "POST",
-            "/orders/F-V1/cancel",
-            Some(&body),
-            &[("if-match", &current)],
-        )
-        .await,
-        "current If-Match",
+    let action = admin(
+        &app,
+        "POST",
+        "/orders/F-V1/cancel",
+        Some(&body),
+        &[("if-match", &current)],
+    )
+    .await;
+    let r = ok(&action, "current If-Match");
+    assert_eq!(
+        action.header("etag"),
+        Some(format!("\"{}\"", v + 1).as_str())
     );
     assert_eq!(r["version"].as_u64(), Some(v + 1));
+    let next = admin(&app, "GET", "/orders/F-V1", None, &[]).await;
+    assert_eq!(next.header("etag"), Some(format!("\"{}\"", v + 1).as_str()));
     // The version the merchant saw is now stale too.
     refused(
         &admin(
