@@ -167,10 +167,13 @@ fn to_value<T: Serialize>(value: &T) -> Result<Value, ServiceError> {
 /// The fields a merchant request may carry, at its top level and in each of its `lines`.
 struct Fields {
     top: &'static [&'static str],
+    /// More top-level fields (a variant of another request).
+    also: &'static [&'static str],
     line: &'static [&'static str],
 }
 
 const CANCEL_FIELDS: Fields = Fields {
+    also: &[],
     top: &[
         "lines",
         "reason",
@@ -183,6 +186,7 @@ const CANCEL_FIELDS: Fields = Fields {
     line: &["line_id", "quantity"],
 };
 const REFUND_FIELDS: Fields = Fields {
+    also: &[],
     top: &[
         "lines",
         "shipping",
@@ -196,21 +200,11 @@ const REFUND_FIELDS: Fields = Fields {
     line: &["line_id", "quantity", "restock", "reason"],
 };
 const REFUND_CREATE_FIELDS: Fields = Fields {
-    top: &[
-        "lines",
-        "shipping",
-        "reason",
-        "method",
-        "note",
-        "external_refund_id",
-        "employee_id",
-        "source",
-        "calculation",
-        "amount",
-    ],
-    line: REFUND_FIELDS.line,
+    also: &["calculation", "amount"],
+    ..REFUND_FIELDS
 };
 const FULFIL_FIELDS: Fields = Fields {
+    also: &[],
     top: &[
         "lines",
         "carrier",
@@ -222,6 +216,7 @@ const FULFIL_FIELDS: Fields = Fields {
     line: &["line_id", "quantity"],
 };
 const CAPTURE_FIELDS: Fields = Fields {
+    also: &[],
     top: &["employee_id", "source"],
     line: &[],
 };
@@ -245,7 +240,8 @@ fn parse_known<T: serde::de::DeserializeOwned>(
             })
     };
     if let Some(obj) = value.as_object() {
-        if let Some(e) = unknown(obj, fields.top, "") {
+        let top: Vec<&str> = fields.top.iter().chain(fields.also).copied().collect();
+        if let Some(e) = unknown(obj, &top, "") {
             return Err(e);
         }
         let lines = obj.get("lines").and_then(Value::as_array);
