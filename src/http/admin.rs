@@ -248,7 +248,16 @@ impl ActionRequest {
             })
             .transpose()?;
         let if_match = if_match(req)?;
-        let body = if req.headers().contains_key("content-type") {
+        // No body at all means "no options" (capture, a whole cancel); a body must be JSON,
+        // never silently dropped for want of a Content-Type.
+        let headers = req.headers();
+        let declares_body = headers.contains_key(header::CONTENT_TYPE)
+            || headers.contains_key(header::TRANSFER_ENCODING)
+            || headers
+                .get(header::CONTENT_LENGTH)
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|v| v.trim() != "0");
+        let body = if declares_body {
             super::body::read_json(req, payload, state.limits).await?
         } else {
             web::Bytes::new()

@@ -373,6 +373,16 @@ async fn partial_then_full_cancel_reaches_fast_and_the_backend() {
         404,
         "unknown order",
     );
+    // A body without a Content-Type is refused, not dropped (it would cancel everything).
+    let r = app
+        .client
+        .post(format!("{}/admin/v1/orders/F-CART/cancel", app.base))
+        .bearer_auth(ADMIN_TOKEN)
+        .body(r#"{"lines": [{"line_id": "L-1", "quantity": 1}]}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 415, "a body without a Content-Type");
     // A misspelt field is refused, naming it, rather than ignored.
     let msg = refused(
         &admin(
