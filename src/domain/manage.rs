@@ -114,8 +114,9 @@ pub use fast::{
 };
 pub use fulfil::{capture, fulfil, FulfilOutcome, FulfilRequest, Fulfilment};
 pub use refund::{
-    refund_calculate, refund_create, Refund, RefundCalculation, RefundLineCalc, RefundLineRequest,
-    RefundRequest, RefundTotals, ShippingRefund, ShippingRefundCalc,
+    calculation_for_total, refund_calculate, refund_create, Refund, RefundCalculation,
+    RefundLineCalc, RefundLineRequest, RefundRequest, RefundTotals, ShippingRefund,
+    ShippingRefundCalc,
 };
 
 use super::status::can_move;

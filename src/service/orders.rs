@@ -132,6 +132,12 @@ struct RefundCreateBody {
     amount: Option<Money>,
 }
 
+/// What the merchant saw in the calculate step.
+enum Seen {
+    Calculation(RefundCalculation),
+    Total(Money),
+}
+
 #[derive(Debug, Default, Deserialize)]
 struct CaptureBody {
     #[serde(flatten)]
@@ -409,28 +415,22 @@ impl Service {
     pub async fn refund_order(&self, call: OrderCall<'_>) -> Result<Reply, ServiceError> {
         let mut req: RefundCreateBody = parse_known(call.body, &REFUND_CREATE_FIELDS)?;
         with_source(&mut req.request.actor, call.default_source);
-        if req.calculation.is_none() && req.amount.is_none() {
-            return Err(ServiceError::BadRequest(
-                "give `calculation` (as answered by refunds/calculate) or its total `amount`: \
-                 a refund is created only as calculated"
-                    .into(),
-            ));
-        }
+        let seen = match (req.calculation.take(), req.amount) {
+            (Some(calc), _) => Seen::Calculation(calc),
+            (None, Some(total)) => Seen::Total(total),
+            (None, None) => {
+                return Err(ServiceError::BadRequest(
+                    "give `calculation` (as answered by refunds/calculate) or its total \
+                     `amount`: a refund is created only as calculated"
+                        .into(),
+                ))
+            }
+        };
         self.act("refund", call, |order, ledger, now| {
-            let expected = match (&req.calculation, req.amount) {
-                (Some(calc), _) => calc.clone(),
-                (None, amount) => {
-                    let calc = manage::refund_calculate(order, ledger, &req.request)?;
-                    let total = calc.totals.total;
-                    if amount != Some(total) {
-                        return Err(ManageError::RefundMismatch {
-                            field: "amount".into(),
-                            expected: amount.unwrap_or_default().to_string(),
-                            actual: total.to_string(),
-                        }
-                        .into());
-                    }
-                    calc
+            let expected = match &seen {
+                Seen::Calculation(calc) => calc.clone(),
+                Seen::Total(total) => {
+                    manage::calculation_for_total(order, ledger, &req.request, *total)?
                 }
             };
             let refund_id = uuid::Uuid::now_v7().to_string();

@@ -157,6 +157,25 @@ pub fn refund_calculate(
     plan(order, ledger, req).map(|(calc, _, _)| calc)
 }
 
+/// The calculation a merchant who saw only its total agreed to: refused unless the refund,
+/// calculated now, comes to exactly `total`.
+pub fn calculation_for_total(
+    order: &FastOrder,
+    ledger: &Ledger,
+    req: &RefundRequest,
+    total: Money,
+) -> Result<RefundCalculation, ManageError> {
+    let calc = refund_calculate(order, ledger, req)?;
+    if calc.totals.total != total {
+        return Err(ManageError::RefundMismatch {
+            field: "amount".into(),
+            expected: total.to_string(),
+            actual: calc.totals.total.to_string(),
+        });
+    }
+    Ok(calc)
+}
+
 /// Records a refund. It is recalculated and refused if it differs from `expected` (the
 /// calculation the merchant saw) in any line, quantity, restock type or amount, or if it
 /// would refund more than was paid. `refund_id` is a fresh id; `req.external_refund_id`

@@ -1019,6 +1019,17 @@ fn refund_create_must_match_its_calculation_to_the_cent() {
     let calc = refund_calculate(&o, &led, &req).unwrap();
     assert_eq!(calc.totals.total, m("15.12")); // 9.00 + 0.72 + 5.00 + 0.40
 
+    assert_eq!(
+        calculation_for_total(&o, &led, &req, m("15.12")).unwrap(),
+        calc
+    );
+    let err = calculation_for_total(&o, &led, &req, m("15.13")).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "the refund does not match its calculation: amount was 15.13, is now 15.12"
+    );
+    assert_eq!(err.http_status(), 409);
+
     let mut tampered = calc.clone();
     tampered.lines[0].amount_excl_tax = m("9.01");
     let err = refund_create(&o, &led, &req, &tampered, "r1", 5).unwrap_err();
