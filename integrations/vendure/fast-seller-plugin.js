@@ -83,6 +83,8 @@ class FastSellerService {
         this.eventBus = eventBus;
         this.jobQueueService = jobQueueService;
         this.connection = connection;
+        // Ids queued lately: one cancellation of several lines publishes one event per line.
+        this.recent = new Set();
     }
 
     async onApplicationBootstrap() {
@@ -124,10 +126,14 @@ class FastSellerService {
         return entry;
     }
 
-    async enqueue(id, type, order, detail) {
+    async enqueue(ctx, id, type, order, detail) {
         const fastOrderId = order.customFields && order.customFields.fastOrderId;
-        if (!fastOrderId) {
-            return; // not a Fast order
+        if (!fastOrderId || this.recent.has(id)) {
+            return; // not a Fast order, or already queued by this process
+        }
+        this.recent.add(id);
+        if (this.recent.size > 1000) {
+            this.recent.delete(this.recent.values().next().value);
         }
         const event = {
             id,
@@ -138,6 +144,9 @@ class FastSellerService {
             vendure_order_code: order.code,
             vendure_order_state: order.state,
             currency_code: order.currencyCode,
+            // Who made the change: fast-seller recognises its own API key's user and
+            // treats the echo of its own actions as already applied.
+            actor_user_id: ctx.activeUserId != null ? String(ctx.activeUserId) : null,
             ...detail,
         };
         await this.queue.add(event, { retries: FastSellerPlugin.options.retries });
@@ -150,7 +159,7 @@ class FastSellerService {
         }
         const order = await this.loadOrder(event.order.id);
         const cancellation = await this.latestCancellation(order.id);
-        await this.enqueue(`vendure-order-${order.id}-cancelled`, 'order.cancelled', order, {
+        await this.enqueue(event.ctx, `vendure-order-${order.id}-cancelled`, 'order.cancelled', order, {
             from_state: event.fromState,
             reason: (cancellation && cancellation.data && cancellation.data.reason) || null,
         });
@@ -175,8 +184,7 @@ class FastSellerService {
             const line = byLine.get(String(orderLineId));
             return line ? lineRef(line, quantity) : { order_line_id: String(orderLineId), quantity };
         });
-        // One cancellation cancelling several lines publishes one event per line: the same id.
-        await this.enqueue(`vendure-cancellation-${cancellation.id}`, 'order.lines_cancelled', order, {
+        await this.enqueue(event.ctx, `vendure-cancellation-${cancellation.id}`, 'order.lines_cancelled', order, {
             reason: cancellation.data.reason || null,
             shipping_cancelled: !!cancellation.data.shippingCancelled,
             lines,
@@ -191,7 +199,7 @@ class FastSellerService {
         const refundLines = await this.repo(RefundLine).find({ where: { refundId: refund.id } });
         const order = await this.loadOrder(event.order.id);
         const byLine = new Map(order.lines.map(l => [String(l.id), l]));
-        await this.enqueue(`vendure-refund-${refund.id}-settled`, 'order.refunded', order, {
+        await this.enqueue(event.ctx, `vendure-refund-${refund.id}-settled`, 'order.refunded', order, {
             refund: {
                 id: String(refund.id),
                 total: refund.total,
@@ -227,7 +235,7 @@ class FastSellerService {
             relations: ['order'],
         });
         const order = await this.loadOrder(orderLine.order.id);
-        await this.enqueue(`vendure-fulfillment-${fulfillment.id}-${event.toState.toLowerCase()}`, kind, order, {
+        await this.enqueue(event.ctx, `vendure-fulfillment-${fulfillment.id}-${event.toState.toLowerCase()}`, kind, order, {
             fulfillment: {
                 id: String(fulfillment.id),
                 state: event.toState,
