@@ -152,6 +152,22 @@ fn first_understocked(lines: &[OrderLine], catalog: &Catalog) -> Option<usize> {
     })
 }
 
+/// Refuses a segment that leaves a line wanting more than its catalog item has in stock.
+fn check_stock(order: &FastOrder, catalog: &Catalog) -> Result<(), Refusal> {
+    let Some(pos) = first_understocked(&order.lines, catalog) else {
+        return Ok(());
+    };
+    let id = order
+        .lines
+        .get(pos)
+        .and_then(|l| l.id.clone())
+        .unwrap_or_default();
+    Err(refuse(
+        ReasonCode::InsufficientStock,
+        format!("not enough stock for line {id}"),
+    ))
+}
+
 /// Refuses what no segment could sensibly apply: negative quantities (HTTP 400).
 pub fn validate_update(seg: &UpdateOrderSegment) -> Result<(), DomainError> {
     let items = seg.items.iter().flatten().enumerate();
@@ -356,17 +372,7 @@ fn apply_items(
             }
         }
     }
-    if let Some(pos) = first_understocked(&order.lines, catalog) {
-        let id = order
-            .lines
-            .get(pos)
-            .and_then(|l| l.id.clone())
-            .unwrap_or_default();
-        return Err(refuse(
-            ReasonCode::InsufficientStock,
-            format!("not enough stock for line {id}"),
-        ));
-    }
+    check_stock(order, catalog)?;
     reprice(order, catalog);
     Ok("items updated".into())
 }
@@ -575,17 +581,7 @@ fn convert_cart(order: &mut FastOrder, catalog: &Catalog) -> SegmentResult {
             ),
         ));
     }
-    if let Some(pos) = first_understocked(&order.lines, catalog) {
-        let id = order
-            .lines
-            .get(pos)
-            .and_then(|l| l.id.clone())
-            .unwrap_or_default();
-        return Err(refuse(
-            ReasonCode::InsufficientStock,
-            format!("not enough stock for line {id}"),
-        ));
-    }
+    check_stock(order, catalog)?;
     order.status = Some(OrderStatus::Pending);
     order.order_type = Some(OrderType::Order);
     Ok("cart converted to order".into())

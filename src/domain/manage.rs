@@ -119,9 +119,10 @@ pub use refund::{
     ShippingRefundCalc,
 };
 
+use super::pricing::{line_subtotal, round, set_line_money, set_totals, Sums};
 use super::status::can_move;
 use crate::protocol::{FastOrder, Id, Money, OrderLine, OrderStatus};
-use rust_decimal::{Decimal, RoundingStrategy};
+use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -433,16 +434,25 @@ pub fn check_version(ledger: &Ledger, if_match: Option<u64>) -> Result<(), Manag
 
 // ---- shared helpers ----------------------------------------------------------------------
 
-pub(crate) fn round(d: Decimal) -> Decimal {
-    d.round_dp_with_strategy(2, RoundingStrategy::MidpointAwayFromZero)
-}
-
 /// `round(amount × part / whole)`; 0 when `whole` is not positive.
 pub(crate) fn pro_rata(amount: Decimal, part: i64, whole: i64) -> Decimal {
     if whole <= 0 {
         return Decimal::ZERO;
     }
     round(amount * Decimal::from(part) / Decimal::from(whole))
+}
+
+/// A share of what is left, by the last-remainder rule: `left` itself when `part` is all
+/// of `whole` (so the shares sum exactly to what there was), else `round(left × part /
+/// whole)`; 0 when `whole` is not positive.
+pub(crate) fn share_of_left(left: Decimal, part: Decimal, whole: Decimal) -> Decimal {
+    if part == whole {
+        left
+    } else if whole > Decimal::ZERO {
+        round(left * part / whole)
+    } else {
+        Decimal::ZERO
+    }
 }
 
 /// The order's status; none or UNSPECIFIED count as a cart (as in checkout).
@@ -492,9 +502,9 @@ pub(crate) struct LineMoney {
 
 impl LineMoney {
     pub fn of(line: &OrderLine) -> LineMoney {
-        let subtotal = line.subtotal_amount.map(|m| m.0).unwrap_or_else(|| {
-            round(line.unit_price.unwrap_or_default().0 * Decimal::from(line.quantity.0))
-        });
+        let subtotal = line
+            .subtotal_amount
+            .map_or_else(|| line_subtotal(line), |m| m.0);
         LineMoney {
             subtotal,
             discount: line.line_discount_amount.unwrap_or_default().0,
@@ -637,13 +647,8 @@ pub(crate) fn scale_line(
         }
     }
 
-    let net = subtotal - discount;
     line.quantity.0 = remaining;
-    line.subtotal_amount = Some(Money(subtotal));
-    line.line_discount_amount = Some(Money(discount));
-    line.discounted_unit_price = Some(Money(round(net / Decimal::from(remaining.max(1)))));
-    line.tax_amount = Some(Money(tax));
-    line.total_amount = Some(Money(net + tax));
+    set_line_money(line, subtotal, discount, tax);
     let line_id = line.id.clone();
 
     for (code, delta) in coupon_deltas {
@@ -673,21 +678,18 @@ pub(crate) fn scale_line(
 
 /// Rewrites the order's totals from its lines plus the given shipping and shipping tax.
 pub(crate) fn recompute_totals(order: &mut FastOrder, shipping: Decimal, shipping_tax: Decimal) {
-    let mut sub_total = Decimal::ZERO;
-    let mut discounts = Decimal::ZERO;
-    let mut tax = Decimal::ZERO;
+    let mut sums = Sums {
+        shipping,
+        shipping_tax,
+        ..Sums::default()
+    };
     for line in &order.lines {
         let m = LineMoney::of(line);
-        sub_total += m.subtotal;
-        discounts += m.discount;
-        tax += m.tax;
+        sums.sub_total += m.subtotal;
+        sums.discounts += m.discount;
+        sums.line_tax += m.tax;
     }
-    let total_tax = tax + shipping_tax;
-    order.sub_total = Some(Money(sub_total));
-    order.total_discounts = Some(Money(discounts));
-    order.total_tax = Some(Money(total_tax));
-    order.total_shipping = Some(Money(shipping));
-    order.total_amount = Some(Money(sub_total - discounts + total_tax + shipping));
+    set_totals(order, sums);
 }
 
 /// After units left the order (before fulfilment): nothing left → CANCELED; only
@@ -697,13 +699,17 @@ pub(crate) fn settle_status(order: &mut FastOrder, ledger: &Ledger) {
         order.status = Some(OrderStatus::Canceled);
         return;
     }
-    let all_shipped = order.lines.iter().all(|l| {
-        l.id.as_ref()
-            .is_some_and(|id| fulfilled_of(ledger, id) >= l.quantity.0)
-    });
-    if all_shipped {
+    if all_fulfilled(order, ledger) {
         order.status = Some(OrderStatus::Fulfilled);
     }
+}
+
+/// Whether every unit left on the order is fulfilled per the ledger.
+pub(crate) fn all_fulfilled(order: &FastOrder, ledger: &Ledger) -> bool {
+    order.lines.iter().all(|l| {
+        l.id.as_ref()
+            .is_some_and(|id| fulfilled_of(ledger, id) >= l.quantity.0)
+    })
 }
 
 /// Bumps the version and appends the audit entry. Returns the new version.

@@ -3,17 +3,63 @@
 
 use super::catalog::{Catalog, CouponKind, ShippingRate};
 use crate::protocol::{
-    Address, DiscountOrigin, DiscountType, FastOrder, Id, Int64, Money, OrderDiscount,
+    Address, DiscountOrigin, DiscountType, FastOrder, Id, Int64, Money, OrderDiscount, OrderLine,
     ShipmentPlan, ShippingOption,
 };
 use rust_decimal::{Decimal, RoundingStrategy};
 
-fn round(d: Decimal) -> Decimal {
+/// To the cent, half away from zero.
+pub(crate) fn round(d: Decimal) -> Decimal {
     d.round_dp_with_strategy(2, RoundingStrategy::MidpointAwayFromZero)
 }
 
 fn trunc(d: Decimal) -> Decimal {
     d.round_dp_with_strategy(2, RoundingStrategy::ToZero)
+}
+
+/// A line's subtotal: unit price × quantity, to the cent.
+pub(crate) fn line_subtotal(line: &OrderLine) -> Decimal {
+    round(line.unit_price.unwrap_or_default().0 * Decimal::from(line.quantity.0))
+}
+
+/// Writes a line's money fields from its subtotal, discount and tax (for its current
+/// quantity): the discounted unit price and the total follow.
+pub(crate) fn set_line_money(
+    line: &mut OrderLine,
+    subtotal: Decimal,
+    discount: Decimal,
+    tax: Decimal,
+) {
+    let net = subtotal - discount;
+    let qty = Decimal::from(line.quantity.0.max(1));
+    line.subtotal_amount = Some(Money(subtotal));
+    line.line_discount_amount = Some(Money(discount));
+    line.discounted_unit_price = Some(Money(round(net / qty)));
+    line.tax_amount = Some(Money(tax));
+    line.total_amount = Some(Money(net + tax));
+}
+
+/// What an order's totals are made of.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Sums {
+    pub sub_total: Decimal,
+    pub discounts: Decimal,
+    pub line_tax: Decimal,
+    pub shipping: Decimal,
+    pub shipping_tax: Decimal,
+}
+
+/// Writes the order's totals: `total_amount = sub_total − discounts + tax + shipping`,
+/// where tax is the lines' tax plus the shipping tax.
+pub(crate) fn set_totals(order: &mut FastOrder, sums: Sums) {
+    let total_tax = sums.line_tax + sums.shipping_tax;
+    order.sub_total = Some(Money(sums.sub_total));
+    order.total_discounts = Some(Money(sums.discounts));
+    order.total_tax = Some(Money(total_tax));
+    order.total_shipping = Some(Money(sums.shipping));
+    order.total_amount = Some(Money(
+        sums.sub_total - sums.discounts + total_tax + sums.shipping,
+    ));
 }
 
 /// Splits `amount` over `weights` in proportion, truncating each share to cents and giving
@@ -104,11 +150,7 @@ pub fn cheapest(options: &[ShippingOption]) -> Option<&ShippingOption> {
 /// Recomputes every money field of a cart from its lines, coupons, addresses and plans.
 pub fn reprice(order: &mut FastOrder, catalog: &Catalog) {
     order.currency_code = Some(catalog.currency.clone());
-    let subtotals: Vec<Decimal> = order
-        .lines
-        .iter()
-        .map(|l| round(l.unit_price.unwrap_or_default().0 * Decimal::from(l.quantity.0)))
-        .collect();
+    let subtotals: Vec<Decimal> = order.lines.iter().map(line_subtotal).collect();
     let sub_total: Decimal = subtotals.iter().sum();
 
     // Coupons: each computed on the undiscounted subtotals, capped per line.
@@ -171,12 +213,7 @@ pub fn reprice(order: &mut FastOrder, catalog: &Catalog) {
         if let Some(ps) = plan.and_then(|p| plan_subtotals.get_mut(p)) {
             *ps += net;
         }
-        let qty = Decimal::from(line.quantity.0.max(1));
-        line.subtotal_amount = Some(Money(subtotal));
-        line.line_discount_amount = Some(Money(discount));
-        line.discounted_unit_price = Some(Money(round(net / qty)));
-        line.tax_amount = Some(Money(tax));
-        line.total_amount = Some(Money(net + tax));
+        set_line_money(line, subtotal, discount, tax);
         line.discounts = line_discounts
             .get_mut(i)
             .map(std::mem::take)
@@ -227,13 +264,14 @@ pub fn reprice(order: &mut FastOrder, catalog: &Catalog) {
         plan.selected_option = chosen;
     }
 
-    let total_discounts: Decimal = discounted.iter().sum();
-    let total_tax = line_tax_sum + shipping_tax;
-    order.sub_total = Some(Money(sub_total));
-    order.total_discounts = Some(Money(total_discounts));
-    order.total_tax = Some(Money(total_tax));
-    order.total_shipping = Some(Money(shipping));
-    order.total_amount = Some(Money(sub_total - total_discounts + total_tax + shipping));
+    let sums = Sums {
+        sub_total,
+        discounts: discounted.iter().sum(),
+        line_tax: line_tax_sum,
+        shipping,
+        shipping_tax,
+    };
+    set_totals(order, sums);
 }
 
 #[cfg(test)]

@@ -3,7 +3,7 @@
 use super::codes::BusinessEventType;
 use super::fast::{BusinessEventBody, FulfillmentEvent, ShippingInfo, WireLine};
 use super::{
-    check_actor, check_text, commit, fast_order_id, fulfilled_of, reconcile, status_of, to_detail,
+    all_fulfilled, check_actor, check_text, commit, fast_order_id, reconcile, status_of, to_detail,
     unfulfilled_targets, Actor, AuditAction, Ledger, LineQuantity, ManageError, UnitAction,
     MAX_SHORT_LEN,
 };
@@ -128,10 +128,7 @@ pub fn fulfil(
             quantity,
         });
     }
-    let complete = after.lines.iter().all(|l| {
-        l.id.as_ref()
-            .is_some_and(|id| fulfilled_of(&led, id) >= l.quantity.0)
-    });
+    let complete = all_fulfilled(&after, &led);
     if complete {
         after.status = Some(OrderStatus::Fulfilled);
     }

@@ -5,7 +5,7 @@
 use super::codes::{RefundMethod, RefundReason, RestockType};
 use super::{
     cancel_allowed, check_actor, check_text, check_unique, commit, fast_order_id, line_index,
-    pro_rata, recompute_totals, reconcile, round, scale_line, settle_status, shipping_tax_of,
+    recompute_totals, reconcile, round, scale_line, settle_status, share_of_left, shipping_tax_of,
     status_of, to_detail, Actor, AuditAction, Ledger, LineMoney, ManageError, MAX_NOTE_LEN,
     MAX_SHORT_LEN,
 };
@@ -424,14 +424,9 @@ fn refund_line(
             let units_left = current - entry.refunded;
             let net_left = money.net() - refunded_net;
             let tax_left = money.tax - refunded_tax;
-            let (amount, tax) = if q == units_left {
-                (net_left, tax_left)
-            } else {
-                (
-                    pro_rata(net_left, q, units_left),
-                    pro_rata(tax_left, q, units_left),
-                )
-            };
+            let (part, whole) = (Decimal::from(q), Decimal::from(units_left));
+            let amount = share_of_left(net_left, part, whole);
+            let tax = share_of_left(tax_left, part, whole);
             if let Some(e) = led.line_mut(&rl.line_id) {
                 e.refunded += q;
                 if restock == RestockType::Return {
@@ -495,14 +490,7 @@ fn refund_shipping(
                     refundable: Money(left.max(Decimal::ZERO)),
                 });
             }
-            let tax = if x == left {
-                tax_left
-            } else if left > Decimal::ZERO {
-                round(tax_left * x / left)
-            } else {
-                Decimal::ZERO
-            };
-            (x, tax)
+            (x, share_of_left(tax_left, x, left))
         }
     };
     led.shipping_refunded.0 += amount;
