@@ -53,6 +53,10 @@ const config = {
         port,
         adminApiPath: 'admin-api',
         shopApiPath: 'shop-api',
+        // Server-to-server use only (fast-seller, scripts): no browser origins, and
+        // Apollo's CSRF check (JSON POSTs pass it).
+        cors: false,
+        csrfPrevention: true,
     },
     authOptions: {
         tokenMethod: ['bearer', 'api-key', 'cookie'],

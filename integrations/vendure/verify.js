@@ -94,6 +94,15 @@ async function setUpTaxAndPromotions(catalog) {
         ...[11, 12].map(id => ({ id: String(id), taxCategoryId: cat('Zero Tax') })),
     ];
     await api.raw('mutation($input:[UpdateProductVariantInput!]!){updateProductVariants(input:$input){id}}', { input });
+    // Two prices where computing in doubles (as Vendure does) and in exact decimals round a
+    // half cent differently once a discount is spread over the units (see docs/vendure.md).
+    const usd = price => [{ currencyCode: 'USD', price }];
+    await api.raw('mutation($input:[UpdateProductVariantInput!]!){updateProductVariants(input:$input){id}}', {
+        input: [
+            { id: '9', prices: usd(1612545) },
+            { id: '50', prices: usd(4353) },
+        ],
+    });
     const promos = [
         { couponCode: 'PCT15', conditions: [], actions: [{ code: 'order_percentage_discount', arguments: [{ name: 'discount', value: '15' }] }] },
         {
@@ -111,6 +120,8 @@ async function setUpTaxAndPromotions(catalog) {
             conditions: [{ code: 'minimum_order_amount', arguments: [{ name: 'amount', value: '10000' }, { name: 'taxInclusive', value: 'true' }] }],
             actions: [{ code: 'free_shipping', arguments: [] }],
         },
+        { couponCode: 'EDGE1', conditions: [], actions: [{ code: 'order_fixed_discount', arguments: [{ name: 'discount', value: '10703310' }] }] },
+        { couponCode: 'EDGE2', conditions: [], actions: [{ code: 'order_fixed_discount', arguments: [{ name: 'discount', value: '19032' }] }] },
     ];
     for (const p of promos) {
         if (catalog.promotions.some(x => x.couponCode === p.couponCode)) continue;
@@ -184,8 +195,6 @@ async function placeOrder(catalog, cart) {
         postalCode: '12345',
         countryCode: cart.country,
     };
-    // Addresses before lines: with pricesIncludeTax a line's price depends on the tax zone
-    // when it is added (see docs/vendure.md).
     await api.op('SetDraftOrderShippingAddress', { orderId, input: address });
     await api.op('SetDraftOrderBillingAddress', { orderId, input: address });
     for (const [productVariantId, quantity] of cart.lines) {
@@ -235,6 +244,8 @@ const carts = [
     { country: 'DE', lines: [[48, 1]], shipping: 'express-shipping', coupon: 'FREESHIP' },
     { country: 'US', lines: [[31, 9], [32, 11], [33, 1]], shipping: 'standard-shipping', coupon: 'FIX1000' },
     { country: 'AU', lines: [[11, 2], [12, 5]], shipping: 'standard-shipping' },
+    { country: 'US', lines: [[9, 9]], shipping: 'standard-shipping', coupon: 'EDGE1' },
+    { country: 'DE', lines: [[50, 5]], shipping: 'standard-shipping', coupon: 'EDGE2' },
 ];
 
 async function pricingTable(catalog, zoneStrategy) {
