@@ -1,6 +1,6 @@
 //! Load benchmark of the HTTP API, measured next to anchors built in the same run
-//! (`/work/shared/performance.md` §5, goals G1–G12): only ratios measured side by side mean
-//! anything; the absolute numbers depend on the machine.
+//! (docs/performance.md describes the method and the goals G1–G12): only ratios measured side
+//! by side mean anything; the absolute numbers depend on the machine.
 //!
 //! `cargo bench --bench http` (5 s per phase after a 1 s warm-up) or
 //! `cargo bench --bench http -- --quick` (2 s after 0.5 s).
@@ -43,7 +43,7 @@ use sled::transaction::{ConflictableTransactionError, TransactionError};
 use sled::Transactional;
 use tokio::sync::oneshot;
 
-/// Carts that updates and reads go to (performance.md §3.1: 1 of 1000 orders).
+/// Carts that updates and reads go to (each update touches 1 of 1000 orders, as in the anchors).
 const CARTS: u64 = 1000;
 /// Connections of every phase unless said otherwise.
 const CONNS: usize = 32;
@@ -1238,7 +1238,7 @@ fn json_answer(body: web::Bytes) -> HttpResponse {
         .body(body)
 }
 
-/// performance.md §6: one flusher thread; each flush covers every waiter queued before it.
+/// Group commit: one flusher thread; each flush covers every waiter queued before it.
 struct GroupCommit {
     tx: Option<mpsc::Sender<oneshot::Sender<bool>>>,
     thread: Mutex<Option<JoinHandle<()>>>,
@@ -1424,7 +1424,7 @@ struct Report {
     wall: Duration,
 }
 
-/// One goal of performance.md §5 as measured here.
+/// One goal of docs/performance.md#the-goals as measured here.
 struct Goal {
     id: &'static str,
     what: String,
@@ -1734,7 +1734,7 @@ impl Report {
             self.rss_end_kib as f64 / 1024.0,
         );
         println!();
-        println!("goals (performance.md §5; ratios from this run):");
+        println!("goals (docs/performance.md#the-goals; ratios from this run):");
         for g in self.goals() {
             println!(
                 "  {:<4} {:<62} {:>8.2}{:<3} (goal {} {}{})  {}",

@@ -47,7 +47,7 @@ async fn every_tape_in_fixtures_flows_replays_green() {
         .expect("replay runs");
     assert!(
         report.tapes.len() >= 14,
-        "the library must cover every flow of protocol.md §2: {}",
+        "the library must cover every checkout flow (fixtures/README.md): {}",
         report.render()
     );
     assert!(report.passed(), "{}", report.render());

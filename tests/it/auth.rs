@@ -1,5 +1,5 @@
-//! Authentication of Fast's calls (contract.md §6; reliability.md §1.6 JWT-01…10 and
-//! AUTH-02…11) and the connection-level limits that protect it (§5.3 HTTP-08, 09, 13).
+//! Authentication of Fast's calls (README.md#authentication; JWT-01…10 and AUTH-02…11) and
+//! the connection-level limits that protect it (HTTP-08, 09, 13).
 //!
 //! `--auth fast-jwt`: RS256 bearer tokens, keys by `kid` from a JWKS that a small loopback
 //! server in this file serves (it counts fetches, and can answer 500, hang, or switch to a
@@ -621,11 +621,11 @@ async fn jwt07_unknown_kid_refetches_at_most_once_a_minute_and_rotation_is_picke
     let refetches = f.jwks.fetches() - 1;
     assert!(
         refetches <= 6,
-        "reliability JWT-07: at most 6 fetches a minute, got {refetches}"
+        "JWT-07: at most 6 fetches a minute, got {refetches}"
     );
     assert_eq!(
         refetches, 1,
-        "contract §6: an unknown kid is refetched at most once a minute (and at least once)"
+        "an unknown kid is refetched at most once a minute (and at least once)"
     );
 
     // Fast rotates to k2 (key b) and drops k1. Inside the minute the new kid is not fetched.

@@ -1,4 +1,4 @@
-//! The whole checkout of protocol.md §2.1 against the real server, totals to the cent.
+//! Fast's whole checkout against the real server, totals to the cent (docs/pricing.md).
 
 use crate::helpers::*;
 use serde_json::{json, Value};
@@ -245,7 +245,7 @@ async fn create_then_read_by_fast_id_and_by_seller_id() {
     assert_eq!(by_seller.order(), order);
 }
 
-/// Fast's whole checkout (protocol §2.1) priced to the cent: a wrong cent is a wrong charge.
+/// Fast's whole checkout priced to the cent (docs/pricing.md): a wrong cent is a wrong charge.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn full_checkout_from_create_to_delete_is_priced_to_the_cent() {
     let app = spawn_app().await;
@@ -631,7 +631,7 @@ async fn full_checkout_from_create_to_delete_is_priced_to_the_cent() {
         "convert",
     );
 
-    // 9. Post-conversion status updates carry only external_id (protocol.md §1.13).
+    // 9. Post-conversion status updates carry only external_id (docs/protocol.md#update).
     let status_update = |rid: &str, status: &str| {
         json!({"type": "ENTITY_TYPE_ORDER", "app_id": "test-app", "request_id": {"value": rid},
                "order": {"external_id": seller_id, "convert_cart_to_order": true,
@@ -718,7 +718,7 @@ async fn full_checkout_from_create_to_delete_is_priced_to_the_cent() {
     );
 }
 
-/// A merchant catalog exercising every pricing rule of contract §3 where rounding bites.
+/// A merchant catalog exercising every pricing rule of docs/pricing.md where rounding bites.
 const PRICING_CATALOG: &str = r#"{
   "currency": "USD",
   "products": [
@@ -740,7 +740,7 @@ const PRICING_CATALOG: &str = r#"{
   ]
 }"#;
 
-/// Every §3 pricing rule on a merchant catalog, pinned where a naive version is off by a cent.
+/// Every pricing rule on a merchant catalog, pinned where a naive version is off by a cent.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn coupons_tax_rates_and_free_shipping_follow_the_contract_to_the_cent() {
     let dir = tempfile::TempDir::new().expect("temp dir");

@@ -1,4 +1,4 @@
-//! Crash tests against the real binary (reliability.md §4.6): kill -9 under load (DUR-01),
+//! Crash tests against the real binary (docs/idempotency.md): kill -9 under load (DUR-01),
 //! kills during open/recovery (DUR-02), a durable idempotency record (IDEM-12), the data
 //! directory lock (STORE-05) and a graceful SIGTERM under load (DUR-07).
 //!

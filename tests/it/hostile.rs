@@ -1,4 +1,4 @@
-//! Hostile input (reliability.md §5.3, HTTP-01…14; contract.md §6).
+//! Hostile input (HTTP-01…14; docs/protocol.md#reading-a-request and #errors).
 //!
 //! Fast (or anything pretending to be Fast) may send bodies that are too large, malformed,
 //! deeply nested, oddly typed, slow or truncated. Every such request must get a clear rpcStatus
@@ -372,9 +372,9 @@ async fn http01_body_of_the_limit_is_accepted_and_one_byte_more_is_413() {
     }
 }
 
-/// HTTP-01 (default limit and `Expect: 100-continue`). The default limit is 1 MiB (contract
-/// §6), and a client announcing 10 MB gets its 413 at once, from the head alone: the server
-/// must not wait for (or read) a body it is going to refuse.
+/// HTTP-01 (default limit and `Expect: 100-continue`). The default limit is 1 MiB
+/// (docs/protocol.md#reading-a-request), and a client announcing 10 MB gets its 413 at once,
+/// from the head alone: the server must not wait for (or read) a body it is going to refuse.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn http01_default_limit_is_one_mib_and_a_huge_announced_body_is_refused_from_the_head() {
     const MIB: usize = 1024 * 1024;

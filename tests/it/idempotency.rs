@@ -1,4 +1,4 @@
-//! Exactly-once handling of `request_id` (contract.md §5, reliability.md §2.3 IDEM-01…15).
+//! Exactly-once handling of `request_id` (docs/idempotency.md; IDEM-01…15).
 //!
 //! Fast retries any call at any time, and a retry that runs twice adds a second line or
 //! charges a second time. Every test here talks HTTP to a real server and checks both the
@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-/// Seven days, the default retention of idempotency records (contract §5).
+/// Seven days, the default retention of idempotency records (docs/idempotency.md#retention).
 const RETENTION_MS: u64 = 7 * 24 * 3600 * 1000;
 
 // ---- helpers ----

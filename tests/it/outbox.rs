@@ -1,7 +1,8 @@
-//! Outbox delivery to the merchant's commerce backend (contract.md §7, reliability.md §3.3
-//! OUT-01…12): what is queued with a conversion or a status change, how the webhook backend
-//! signs, retries, honours `Retry-After` and dead-letters, per-order FIFO, replay through the
-//! admin API, the file and NATS backends, and delivery across a crash and a graceful restart.
+//! Outbox delivery to the merchant's commerce backend (OUT-01…12; README.md, "Forwarding
+//! converted orders", and docs/idempotency.md): what is queued with a conversion or a status
+//! change, how the webhook backend signs, retries, honours `Retry-After` and dead-letters,
+//! per-order FIFO, replay through the admin API, the file and NATS backends, and delivery
+//! across a crash and a graceful restart.
 //!
 //! The webhook tests talk to [`Receiver`], a loopback HTTP server written here on raw tokio
 //! sockets: each answer is scripted per order (status, `Retry-After`, a delay, or not listening
@@ -583,7 +584,7 @@ async fn conversion_queues_one_event_delivered_once_signed_and_logged() {
     assert_eq!(item.entry.order_id, "F-1");
     assert_eq!(item.entry.sequence, 1);
 
-    // The event body (contract §7).
+    // The event body (README.md#forwarding-converted-orders-the-outbox).
     let event: Value = serde_json::from_slice(&item.entry.body).expect("the event is JSON");
     let keys: HashSet<&str> = event
         .as_object()
@@ -937,8 +938,8 @@ async fn retry_after_is_honoured_capped_at_ten_hours_and_malformed_falls_back() 
 // OUT-06: status classes
 // ---------------------------------------------------------------------------------------------
 
-/// OUT-06. The answer's class decides the event's fate (contract §7): a 400 means retrying
-/// cannot help, so the event is dead at once (and shows up for the merchant) rather than
+/// OUT-06. The answer's class decides the event's fate (README, webhook backend): a 400 means
+/// retrying cannot help, so the event is dead at once (and shows up for the merchant) rather than
 /// hammering for three days; a 409 means "I already have it" and counts as delivered, as does
 /// any 2xx.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,5 +1,5 @@
-//! Crash soak of the outbox (contract.md §7): 200 cart conversions while the real binary is
-//! killed with SIGKILL 10 times, delivering to a webhook receiver that dedupes by
+//! Crash soak of the outbox (docs/idempotency.md, "Outbox"): 200 cart conversions while the
+//! real binary is killed with SIGKILL 10 times, delivering to a webhook receiver that dedupes by
 //! `webhook-id`. Every conversion must end up delivered, none missing, each event seen at least
 //! once and each order created exactly once by the deduplicating receiver.
 //!
@@ -624,7 +624,8 @@ async fn conversions_survive_ten_kills_and_are_all_delivered_once() {
     );
 }
 
-/// The contract's event (§7) for the conversion of `order_id`, answered as `answered`.
+/// The outbox event (README.md#forwarding-converted-orders-the-outbox) for the conversion of
+/// `order_id`, answered as `answered`.
 fn check_event_shape(event: &Value, order_id: &str, answered: &Value) {
     let keys: HashSet<&str> = event
         .as_object()
