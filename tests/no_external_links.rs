@@ -86,7 +86,10 @@ fn files(dir: &Path, keep: &dyn Fn(&Path) -> bool, out: &mut Vec<PathBuf>) {
     for path in entries {
         let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
         if path.is_dir() {
-            if !matches!(name, "target" | "corpus" | "artifacts" | ".git") {
+            if !matches!(
+                name,
+                "target" | "corpus" | "artifacts" | "node_modules" | ".git"
+            ) {
                 files(&path, keep, out);
             }
         } else if keep(&path) {
@@ -137,7 +140,15 @@ fn readme_docs_tests_and_tooling_point_only_inside_the_repository() {
     let any = |_: &Path| true;
     let markdown = |p: &Path| p.extension().is_some_and(|e| e == "md");
     let mut paths = vec![repo.join("README.md")];
-    for dir in ["docs", "tests", "benches", "fuzz", "deploy", "scripts"] {
+    for dir in [
+        "docs",
+        "tests",
+        "benches",
+        "fuzz",
+        "deploy",
+        "scripts",
+        "integrations",
+    ] {
         files(&repo.join(dir), &any, &mut paths);
     }
     files(&repo.join("fixtures"), &markdown, &mut paths);
@@ -147,7 +158,7 @@ fn readme_docs_tests_and_tooling_point_only_inside_the_repository() {
         paths.len()
     );
     assert_none(
-        "README.md, docs/, tests/, benches/, fuzz/, deploy/, scripts/, fixtures/",
+        "README.md, docs/, tests/, benches/, fuzz/, deploy/, scripts/, integrations/, fixtures/",
         &scan(&paths),
     );
 }
