@@ -9,7 +9,7 @@
 use super::webhook::{http_client, send};
 use super::{CommerceBackend, Delivered, DeliveryError, Event};
 use crate::config::Secret;
-use crate::domain::manage::{FastCall, QueuedFastCall};
+use crate::protocol::{FastCall, QueuedFastCall};
 use async_trait::async_trait;
 use std::sync::Arc;
 use std::time::Duration;

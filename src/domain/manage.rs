@@ -109,8 +109,8 @@ pub use codes::{
     SeedCancelCode,
 };
 pub use fast::{
-    fast_refund_body, BusinessEventBody, CancelOrderBody, FastCall, FulfillmentEvent,
-    QueuedFastCall, RefundOrderBody, RefundOrderLine, ShippingInfo, WireLine,
+    fast_refund_body, BusinessEventBody, CancelOrderBody, FulfillmentEvent, RefundOrderBody,
+    RefundOrderLine, ShippingInfo, WireLine,
 };
 pub use fulfil::{capture, fulfil, FulfilOutcome, FulfilRequest, Fulfilment};
 pub use refund::{

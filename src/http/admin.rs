@@ -7,7 +7,7 @@ use super::AppState;
 use crate::protocol::OrderStatus;
 use crate::service::admin::{parse_state, MAX_LIST};
 use crate::service::orders::{OrderCall, OrderFilter};
-use crate::service::ServiceError;
+use crate::service::{Reply, ServiceError};
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
@@ -179,19 +179,13 @@ fn json(body: Vec<u8>) -> HttpResponse {
         .body(body)
 }
 
-/// The order's `version` (every order answer carries it at the top level).
-#[derive(Deserialize)]
-struct Versioned {
-    version: u64,
-}
-
-/// `"<version>"` of an order answer: its `ETag`, the value `If-Match` takes back.
-fn etag_of(body: &[u8]) -> Option<HeaderValue> {
-    let v = serde_json::from_slice::<Versioned>(body).ok()?;
-    HeaderValue::from_str(&format!("\"{}\"", v.version)).ok()
-}
-
-fn with_etag(etag: Option<HeaderValue>, mut resp: HttpResponse) -> HttpResponse {
+/// A merchant's view of one order, with its version as `ETag` (the value `If-Match` takes
+/// back).
+fn order_answer(reply: Reply) -> HttpResponse {
+    let etag = reply
+        .version
+        .and_then(|v| HeaderValue::from_str(&format!("\"{v}\"")).ok());
+    let mut resp = respond(reply);
     if let Some(tag) = etag {
         resp.headers_mut().insert(header::ETAG, tag);
     }
@@ -204,8 +198,7 @@ async fn show_order(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     authorize(&req, &state)?;
-    let body = state.service.show_order(&id).await?;
-    Ok(with_etag(etag_of(&body), json(body)))
+    Ok(order_answer(state.service.show_order(&id).await?))
 }
 
 /// `If-Match: 3`, `"3"` or `W/"3"`: the order version the merchant last saw.
@@ -317,5 +310,5 @@ async fn order_action(
         Action::Fulfil => service.fulfil_order(call).await?,
         Action::Capture => service.capture_order(call).await?,
     };
-    Ok(with_etag(etag_of(&reply.body), respond(reply)))
+    Ok(order_answer(reply))
 }

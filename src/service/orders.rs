@@ -10,41 +10,27 @@
 //! change bumps it (Fast's updates too), and an `If-Match` that is not the current version is
 //! refused with 409 before anything is computed.
 
-use super::{
-    encode, fingerprint, outbox_entry, parse, retry_on_conflict, to_record, Begin, Loaded, Reply,
-    Service, ServiceError, Stamp, StoredOrder,
-};
+use super::idempotency::Stamp;
+use super::records::{encode, Loaded};
+use super::unit_of_work::{Begin, Change};
+use super::{Reply, Service, ServiceError};
 use crate::clock::rfc3339_ms;
 use crate::domain::manage::{
-    self, status_of, Actor, BusinessEventBody, CancelRequest, FastCall, FulfilRequest, Ledger,
-    ManageError, QueuedFastCall, RefundCalculation, RefundRequest,
+    self, status_of, Actor, BusinessEventBody, CancelRequest, FulfilRequest, Ledger,
+    RefundCalculation, RefundRequest,
 };
-use crate::metrics::Metrics;
-use crate::protocol::{FastOrder, Id, Money, OrderLookup, OrderStatus};
-use crate::store::{Commit, IdempotencyKey, OrderWrite, OutboxEntry};
+use crate::protocol::{
+    parse_known, FastCall, FastOrder, Fields, Id, Money, OrderLookup, OrderStatus, Parsed,
+};
+use crate::store::Commit;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-/// Idempotency keys of the merchant API live in their own scope (the `app_id` of their
-/// records), which Fast's requests may not use (`Service::begin` refuses it), so the two never
-/// collide. Plain text: PostgreSQL's `text` holds no NUL.
-pub(super) const ADMIN_SCOPE: &str = "fast-seller:admin";
 /// Most orders one page lists.
 pub const MAX_PAGE: usize = 500;
 /// Most stored orders one listing call looks at (the page then ends early, with a cursor).
 const SCAN_BUDGET: usize = 5_000;
 const SCAN_BATCH: usize = 200;
-
-impl From<ManageError> for ServiceError {
-    fn from(e: ManageError) -> Self {
-        let message = e.to_string();
-        match e.http_status() {
-            400 => ServiceError::BadRequest(message),
-            409 => ServiceError::Conflict(message),
-            _ => ServiceError::Unprocessable(message),
-        }
-    }
-}
 
 /// Which orders a listing returns.
 #[derive(Debug, Clone, Default)]
@@ -170,14 +156,6 @@ fn to_value<T: Serialize>(value: &T) -> Result<Value, ServiceError> {
     serde_json::to_value(value).map_err(|e| ServiceError::Internal(format!("encoding: {e}")))
 }
 
-/// The fields a merchant request may carry, at its top level and in each of its `lines`.
-struct Fields {
-    top: &'static [&'static str],
-    /// More top-level fields (a variant of another request).
-    also: &'static [&'static str],
-    line: &'static [&'static str],
-}
-
 const CANCEL_FIELDS: Fields = Fields {
     also: &[],
     top: &[
@@ -226,42 +204,6 @@ const CAPTURE_FIELDS: Fields = Fields {
     top: &["employee_id", "source"],
     line: &[],
 };
-
-/// Parses a merchant request, refusing fields it does not know (a misspelt `reason` must not
-/// silently cancel with none). The request types flatten the actor, which serde's
-/// `deny_unknown_fields` cannot combine with, hence this check.
-fn parse_known<T: serde::de::DeserializeOwned>(
-    body: &[u8],
-    fields: &Fields,
-) -> Result<T, ServiceError> {
-    let value: Value = parse(body)?;
-    let unknown = |obj: &serde_json::Map<String, Value>, allowed: &[&str], at: &str| {
-        obj.keys()
-            .find(|k| !allowed.contains(&k.as_str()))
-            .map(|k| {
-                ServiceError::BadRequest(format!(
-                    "{at}{k}: unknown field (expected one of: {})",
-                    allowed.join(", ")
-                ))
-            })
-    };
-    if let Some(obj) = value.as_object() {
-        let top: Vec<&str> = fields.top.iter().chain(fields.also).copied().collect();
-        if let Some(e) = unknown(obj, &top, "") {
-            return Err(e);
-        }
-        let lines = obj.get("lines").and_then(Value::as_array);
-        for (i, line) in lines.into_iter().flatten().enumerate() {
-            if let Some(e) = line
-                .as_object()
-                .and_then(|l| unknown(l, fields.line, &format!("lines[{i}].")))
-            {
-                return Err(e);
-            }
-        }
-    }
-    parse(body)
-}
 
 /// Fills the actor's source when the caller did not name one.
 fn with_source(actor: &mut Actor, default_source: &str) {
@@ -346,7 +288,7 @@ impl Service {
             for record in batch {
                 scanned += 1;
                 cursor = Some(record.id.clone());
-                let loaded = super::decode(record)?;
+                let loaded = Loaded::decode(record)?;
                 if loaded.matches(filter) {
                     orders.push(loaded.summary());
                     if orders.len() == limit {
@@ -373,14 +315,17 @@ impl Service {
     }
 
     /// One order with its management state and history.
-    pub async fn show_order(&self, order: &str) -> Result<Vec<u8>, ServiceError> {
+    pub async fn show_order(&self, order: &str) -> Result<Reply, ServiceError> {
         let loaded = self.find(&admin_lookup(order)).await?;
-        encode(&loaded.view())
+        Ok(Reply {
+            version: Some(loaded.record.version),
+            ..Reply::ok(encode(&loaded.view())?)
+        })
     }
 
     /// A refund's amounts, per line and for shipping, without recording anything.
     pub async fn refund_calculate(&self, call: OrderCall<'_>) -> Result<Vec<u8>, ServiceError> {
-        let req: RefundRequest = parse_known(call.body, &REFUND_FIELDS)?;
+        let req: RefundRequest = parse_known(call.body, &REFUND_FIELDS)?.request;
         let loaded = self.find(&admin_lookup(call.order)).await?;
         manage::check_version(&loaded.ledger(), call.if_match)?;
         let calculation = manage::refund_calculate(&loaded.stored.order, &loaded.ledger(), &req)?;
@@ -392,9 +337,12 @@ impl Service {
     }
 
     pub async fn cancel_order(&self, call: OrderCall<'_>) -> Result<Reply, ServiceError> {
-        let mut req: CancelRequest = parse_known(call.body, &CANCEL_FIELDS)?;
+        let Parsed {
+            request: mut req,
+            value,
+        } = parse_known::<CancelRequest>(call.body, &CANCEL_FIELDS)?;
         with_source(&mut req.actor, call.default_source);
-        self.act("cancel", call, |order, ledger, now| {
+        self.act("cancel", call, &value, |order, ledger, now| {
             let (order, ledger, outcome) = manage::cancel(order, ledger, &req, now)?;
             let fast = outcome
                 .fast_cancel
@@ -413,7 +361,10 @@ impl Service {
     }
 
     pub async fn refund_order(&self, call: OrderCall<'_>) -> Result<Reply, ServiceError> {
-        let mut req: RefundCreateBody = parse_known(call.body, &REFUND_CREATE_FIELDS)?;
+        let Parsed {
+            request: mut req,
+            value,
+        } = parse_known::<RefundCreateBody>(call.body, &REFUND_CREATE_FIELDS)?;
         with_source(&mut req.request.actor, call.default_source);
         let seen = match (req.calculation.take(), req.amount) {
             (Some(calc), _) => Seen::Calculation(calc),
@@ -426,7 +377,7 @@ impl Service {
                 ))
             }
         };
-        self.act("refund", call, |order, ledger, now| {
+        self.act("refund", call, &value, |order, ledger, now| {
             let expected = match &seen {
                 Seen::Calculation(calc) => calc.clone(),
                 Seen::Total(total) => {
@@ -449,9 +400,12 @@ impl Service {
     }
 
     pub async fn fulfil_order(&self, call: OrderCall<'_>) -> Result<Reply, ServiceError> {
-        let mut req: FulfilRequest = parse_known(call.body, &FULFIL_FIELDS)?;
+        let Parsed {
+            request: mut req,
+            value,
+        } = parse_known::<FulfilRequest>(call.body, &FULFIL_FIELDS)?;
         with_source(&mut req.actor, call.default_source);
-        self.act("fulfil", call, |order, ledger, now| {
+        self.act("fulfil", call, &value, |order, ledger, now| {
             let id = uuid::Uuid::now_v7().to_string();
             let (order, ledger, outcome) = manage::fulfil(order, ledger, &req, now, &id)?;
             Ok(Applied {
@@ -466,13 +420,19 @@ impl Service {
     }
 
     pub async fn capture_order(&self, call: OrderCall<'_>) -> Result<Reply, ServiceError> {
-        let mut req: CaptureBody = if call.body.iter().all(u8::is_ascii_whitespace) {
-            CaptureBody::default()
+        let Parsed {
+            request: mut req,
+            value,
+        } = if call.body.iter().all(u8::is_ascii_whitespace) {
+            Parsed {
+                request: CaptureBody::default(),
+                value: Value::Null,
+            }
         } else {
             parse_known(call.body, &CAPTURE_FIELDS)?
         };
         with_source(&mut req.actor, call.default_source);
-        self.act("capture", call, |order, ledger, now| {
+        self.act("capture", call, &value, |order, ledger, now| {
             let (order, ledger, event): (_, _, BusinessEventBody) =
                 manage::capture(order, ledger, &req.actor, now)?;
             Ok(Applied {
@@ -491,124 +451,89 @@ impl Service {
         &self,
         action: &'static str,
         call: OrderCall<'_>,
+        value: &Value,
         f: impl Fn(&FastOrder, &Ledger, u64) -> Result<Applied, ServiceError>,
     ) -> Result<Reply, ServiceError> {
         let endpoint = format!("admin.{action}:{}", call.order);
-        let (stamp, _slot) = match self.begin_keyed(&endpoint, call).await? {
-            Begin::Replay(reply) => return Ok(reply),
+        let stamp = Stamp::merchant(&endpoint, call.idempotency_key, value)?;
+        let (stamp, _slot) = match self.begin(stamp).await? {
+            Begin::Replay(reply) => return Ok(with_version(reply)),
             Begin::Run(stamp, slot) => (stamp, slot),
         };
-        let lookup = admin_lookup(call.order);
-        let found = self.find(&lookup).await?;
-        let _order_lock = self.lock_order(&found.record.id).await?;
-        let result = retry_on_conflict(|| async {
-            let loaded = self.find(&lookup).await?;
-            manage::check_version(&loaded.ledger(), call.if_match)?;
-            let now = self.clock.now_ms();
-            let applied = f(&loaded.stored.order, &loaded.ledger(), now)?;
-            let entered =
-                Some(status_of(&applied.order)).filter(|s| *s != status_of(&loaded.stored.order));
-            let (commit, after) = self.action_commit(&loaded, applied, now)?;
-            let body = encode(&ActionAnswer {
-                view: after.0.view(),
-                result: after.1,
-            })?;
-            self.commit(commit, stamp.as_ref(), &body).await?;
-            if let Some(status) = entered {
-                Metrics::inc(&self.metrics.order_status, &[status.name()]);
-            }
-            tracing::info!(action, version = after.0.record.version, "order managed");
-            Ok(Reply::ok(body))
-        })
-        .await;
-        self.finish(stamp.as_ref(), result).await
+        let result = self
+            .modify(&admin_lookup(call.order), stamp.as_ref(), |loaded| {
+                manage::check_version(&loaded.ledger(), call.if_match)?;
+                let now = self.clock.now_ms();
+                let applied = f(&loaded.stored.order, &loaded.ledger(), now)?;
+                self.action_change(loaded, applied, now)
+            })
+            .await;
+        if let Ok(reply) = &result {
+            tracing::info!(action, version = reply.version, "order managed");
+        }
+        self.finish(stamp.as_ref(), result).await.map(with_version)
     }
 
-    /// The commit of an applied action, and the order as it will be stored (for the answer).
-    fn action_commit(
+    /// The change an applied action makes, answered with the order as it will be stored.
+    fn action_change(
         &self,
         loaded: &Loaded,
         applied: Applied,
         now: u64,
-    ) -> Result<(Commit, (Loaded, Value)), ServiceError> {
+    ) -> Result<Change, ServiceError> {
         let id = loaded.record.id.as_str();
         let version = loaded.record.version + 1;
-        let mut stored = StoredOrder {
-            order: applied.order,
-            created_at_ms: loaded.stored.created_at_ms,
-            updated_at_ms: now,
-            events: loaded.stored.events,
-            app_id: loaded.stored.app_id.clone(),
-            ledger: Ledger {
-                version,
-                ..applied.ledger
-            },
+        let ledger = Ledger {
+            version,
+            ..applied.ledger
         };
-        let mut outbox: Vec<OutboxEntry> = Vec::new();
+        let mut stored = loaded.revised(applied.order, ledger, now);
+        let mut outbox = Vec::new();
         if let Some((call, body)) = applied.fast {
-            stored.events += 1;
-            outbox.push(OutboxEntry {
-                id: uuid::Uuid::now_v7().to_string(),
-                order_id: id.to_string(),
-                sequence: stored.events,
-                event_type: call.event_type().to_string(),
-                body: encode(&QueuedFastCall {
-                    app_id: stored.app_id.clone(),
-                    body,
-                })?,
-                created_at_ms: now,
-            });
+            outbox.push(stored.fast_call(id, call, body, now)?);
         }
         if let Some(event_type) = applied.event {
-            stored.events += 1;
-            outbox.push(outbox_entry(
-                &stored,
-                id,
-                event_type,
-                now,
-                Some(&applied.result),
-            )?);
+            outbox.push(stored.backend_event(id, event_type, now, Some(&applied.result))?);
         }
-        let record = to_record(&stored, version, &loaded.record.external_ids)?;
-        let commit = Commit {
-            order: Some(OrderWrite {
-                record: record.clone(),
-                expected_version: Some(loaded.record.version),
-            }),
-            idempotency: None,
-            outbox,
+        let entered =
+            Some(status_of(&stored.order)).filter(|s| *s != status_of(&loaded.stored.order));
+        let write = loaded.write(&stored)?;
+        let after = Loaded {
+            stored,
+            record: write.record.clone(),
         };
-        Ok((commit, (Loaded { stored, record }, applied.result)))
+        let body = encode(&ActionAnswer {
+            view: after.view(),
+            result: applied.result,
+        })?;
+        Ok(Change {
+            commit: Commit {
+                order: Some(write),
+                idempotency: None,
+                outbox,
+            },
+            entered,
+            reply: Reply {
+                version: Some(version),
+                ..Reply::ok(body)
+            },
+        })
     }
+}
 
-    /// Exactly-once of a merchant action: like [`Service::begin`], keyed by the
-    /// `Idempotency-Key` in the merchant's scope. No key: the action runs every time.
-    async fn begin_keyed(
-        &self,
-        endpoint: &str,
-        call: OrderCall<'_>,
-    ) -> Result<Begin, ServiceError> {
-        let Some(request_id) = call.idempotency_key else {
-            return Ok(Begin::Run(None, None));
-        };
-        if request_id.trim().is_empty() || request_id.len() > crate::protocol::MAX_ID_LEN {
-            return Err(ServiceError::BadRequest(format!(
-                "Idempotency-Key: must be 1 to {} characters",
-                crate::protocol::MAX_ID_LEN
-            )));
-        }
-        let key = IdempotencyKey {
-            app_id: ADMIN_SCOPE.into(),
-            request_id: request_id.to_string(),
-        };
-        let value: Value = if call.body.iter().all(u8::is_ascii_whitespace) {
-            Value::Null
-        } else {
-            parse(call.body)?
-        };
-        let fingerprint = fingerprint::fingerprint(endpoint, &value);
-        self.begin_stamp(Stamp { key, fingerprint }).await
+/// A stored answer to an action carries the order's version at its top level.
+fn with_version(reply: Reply) -> Reply {
+    #[derive(Deserialize)]
+    struct Versioned {
+        version: u64,
     }
+    if reply.version.is_some() {
+        return reply;
+    }
+    let version = serde_json::from_slice::<Versioned>(&reply.body)
+        .ok()
+        .map(|v| v.version);
+    Reply { version, ..reply }
 }
 
 /// Finds a merchant-named order by Fast id, then by seller id.

@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::ServiceError;
+use crate::service::ServiceError;
 use crate::store::{IdempotencyKey, IdempotencyRecord, InFlightClaim, Store};
 
 /// How long a marker holds its request id: longer than a request normally takes (at worst
@@ -27,7 +27,7 @@ pub const MARKER_TTL: Duration = Duration::from_secs(10);
 const POLL: Duration = Duration::from_millis(20);
 
 /// What a request found when it claimed its marker.
-pub(super) enum Claimed {
+pub(in crate::service) enum Claimed {
     /// Go ahead; the marker (if the store keeps them) is released when this is dropped.
     Run(Option<Marker>),
     /// Another instance finished the request meanwhile: this is its record.
@@ -36,7 +36,7 @@ pub(super) enum Claimed {
 
 /// A claimed marker. Dropping it removes the marker in the background: after a commit (the
 /// record is there, so duplicates replay it) or when the request failed (so a retry runs).
-pub(super) struct Marker {
+pub(in crate::service) struct Marker {
     store: Arc<dyn Store>,
     key: IdempotencyKey,
     owner: String,
@@ -66,7 +66,7 @@ impl Drop for Marker {
 }
 
 /// Claims the marker of `key`, waiting until `deadline` while another instance holds it.
-pub(super) async fn claim(
+pub(in crate::service) async fn claim(
     store: &Arc<dyn Store>,
     key: &IdempotencyKey,
     deadline: Instant,
