@@ -142,21 +142,21 @@ impl OutboxAdmin {
         self.show(id).await
     }
 
-    /// Re-queues every dead letter; returns how many.
+    /// Re-queues every letter that is dead when the call starts, each once; returns how many.
+    /// The ids are taken first: a receiver that keeps refusing dead-letters the requeued
+    /// events again at once, and looping "until none is dead" would then never end.
     pub async fn retry_all_dead(&self) -> Result<u64, ServiceError> {
         let now = self.clock.now_ms();
+        let dead: Vec<String> = self
+            .store
+            .outbox_list(Some(OutboxState::Dead), usize::MAX)
+            .await?
+            .into_iter()
+            .map(|item| item.entry.id)
+            .collect();
         let mut count = 0;
-        loop {
-            let dead = self
-                .store
-                .outbox_list(Some(OutboxState::Dead), MAX_LIST)
-                .await?;
-            if dead.is_empty() {
-                break;
-            }
-            for item in dead {
-                count += u64::from(self.store.outbox_requeue(&item.entry.id, now).await?);
-            }
+        for id in &dead {
+            count += u64::from(self.store.outbox_requeue(id, now).await?);
         }
         self.wake.notify_one();
         Ok(count)

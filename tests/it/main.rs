@@ -12,6 +12,7 @@ mod pg;
 mod auth;
 mod checkout;
 mod crash;
+mod hardening;
 mod hostile;
 mod idempotency;
 mod multi_instance;

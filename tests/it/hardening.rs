@@ -1,0 +1,179 @@
+//! Bounds a hostile caller must not get past, against the real binary: one `retry-dead` call
+//! is one pass over the dead letters.
+
+use crate::helpers::{
+    accept_loop, create_body, http_client, outbox_backlog, post_ok, read_request, show,
+    update_body, write_answer, ServerProcess,
+};
+use fast_seller::signing;
+use futures_util::StreamExt;
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::net::TcpListener;
+
+/// Admin API token of these tests (at least 16 characters).
+const ADMIN_TOKEN: &str = "hardening-admin-token-0123456789";
+/// Longest wait for an expected state before a test fails.
+const WAIT: Duration = Duration::from_secs(20);
+
+/// Polls `probe` every 50 ms until it answers `Some`, failing after [`WAIT`].
+async fn eventually<T, Fut>(what: &str, mut probe: impl FnMut() -> Fut) -> T
+where
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + WAIT;
+    loop {
+        if let Some(v) = probe().await {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// retry-dead is one pass
+// ---------------------------------------------------------------------------------------------
+
+/// Deliveries a receiver saw, per `webhook-id` (the event id).
+type Deliveries = Arc<Mutex<HashMap<String, usize>>>;
+
+fn total(deliveries: &Deliveries) -> usize {
+    deliveries.lock().unwrap().values().sum()
+}
+
+/// A webhook endpoint that refuses every event with 400 (a permanent refusal: each delivery
+/// dead-letters its event at once) and counts the deliveries of each event.
+async fn refusing_receiver() -> (String, Deliveries, tokio::task::JoinHandle<()>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/orders", listener.local_addr().unwrap());
+    let deliveries = Deliveries::default();
+    let accept = accept_loop(
+        listener,
+        deliveries.clone(),
+        |mut stream, seen| async move {
+            while let Some(request) = read_request(&mut stream).await {
+                let id = request.header("webhook-id").unwrap_or_default();
+                *seen.lock().unwrap().entry(id).or_default() += 1;
+                if !write_answer(&mut stream, 400, "").await {
+                    break;
+                }
+            }
+        },
+    );
+    (url, deliveries, accept)
+}
+
+/// Creates and converts Fast order `fast_id`: its event goes out once and is dead at once.
+async fn convert(http: &reqwest::Client, base: &str, fast_id: &str) {
+    let create = create_body(
+        &format!("{fast_id}-c"),
+        fast_id,
+        &[("L-1", "sticker-01", 1)],
+    );
+    let r = post_ok(http, base, "create", &create).await;
+    assert_eq!(r.status, 200, "create {fast_id}: {}", show(&r));
+    let convert = update_body(
+        &format!("{fast_id}-v"),
+        fast_id,
+        json!({"convert_cart_to_order": true}),
+    );
+    let r = post_ok(http, base, "update", &convert).await;
+    assert_eq!(r.status, 200, "convert {fast_id}: {}", show(&r));
+}
+
+/// Item 2 of the attack review: with a receiver that refuses everything, a `retry-dead` that
+/// looped "until no letter is dead" raced the worker dead-lettering them again (300 dead
+/// letters gave 9,755 deliveries in 5 s). One call requeues each letter that was dead when it
+/// started, once. New conversions keep coming during the call (they wake the worker, as live
+/// traffic does), so a second pass would show: no event may be delivered more than twice
+/// (once before, once after the call), and the deliveries after the call are the requeued
+/// count, ≈ N.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retry_dead_requeues_each_dead_letter_once_against_a_refusing_receiver() {
+    const N: usize = 300;
+    /// Most conversions sent while the call runs.
+    const TRAFFIC: usize = 100;
+    let (url, deliveries, accept) = refusing_receiver().await;
+    let dir = tempfile::TempDir::new().unwrap();
+    let secret = signing::generate_secret();
+    let server = ServerProcess::start_webhook(
+        dir.path(),
+        &url,
+        &[
+            ("FAST_SELLER_WEBHOOK_SECRET", secret.as_str()),
+            ("FAST_SELLER_ADMIN_TOKEN", ADMIN_TOKEN),
+        ],
+    )
+    .await;
+    let base = server.base();
+    let http = http_client();
+    futures_util::stream::iter(0..N)
+        .for_each_concurrent(8, |i| {
+            let (http, base) = (&http, &base);
+            async move { convert(http, base, &format!("F-D{i:03}")).await }
+        })
+        .await;
+    let quiet = |dead: usize, delivered: usize| {
+        let (http, base, deliveries) = (&http, &base, &deliveries);
+        move || async move {
+            let backlog = outbox_backlog(http, base).await?;
+            (backlog == (0, dead as u64) && total(deliveries) == delivered).then_some(())
+        }
+    };
+    eventually("every event to be dead-lettered", quiet(N, N)).await;
+
+    let done = AtomicBool::new(false);
+    let call = async {
+        let r = http
+            .post(format!("{base}/admin/v1/outbox/retry-dead"))
+            .header("authorization", format!("Bearer {ADMIN_TOKEN}"))
+            .send()
+            .await
+            .unwrap_or_else(|e| {
+                panic!(
+                    "retry-dead gave no answer ({e}) after {} deliveries: it does not end",
+                    total(&deliveries)
+                )
+            });
+        done.store(true, Ordering::SeqCst);
+        let status = r.status().as_u16();
+        let answer: Value = r.json().await.unwrap();
+        assert_eq!(status, 200, "retry-dead: {answer}");
+        usize::try_from(answer["requeued"].as_u64().expect("requeued")).unwrap()
+    };
+    let traffic = async {
+        let mut sent = 0;
+        while sent < TRAFFIC && !done.load(Ordering::SeqCst) {
+            convert(&http, &base, &format!("F-T{sent:03}")).await;
+            sent += 1;
+        }
+        sent
+    };
+    let (requeued, sent) = tokio::join!(call, traffic);
+    // Letters dead when the call started: the N, and perhaps some of the new ones.
+    assert!(
+        (N..=N + sent).contains(&requeued),
+        "one call over {N} dead letters (and {sent} new events) requeued {requeued}"
+    );
+    eventually(
+        "the requeued and the new events to be dead",
+        quiet(N + sent, N + sent + requeued),
+    )
+    .await;
+    // Nothing is due any more: a second pass of the call would show here.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let seen = deliveries.lock().unwrap().clone();
+    let after = seen.values().sum::<usize>() - N - sent;
+    let most = seen.values().copied().max().unwrap_or_default();
+    assert!(
+        after == requeued && most <= 2,
+        "one retry-dead call over {N} dead letters caused {after} deliveries (requeued \
+         {requeued}); an event went out {most} times\n{}",
+        server.output()
+    );
+    accept.abort();
+}
