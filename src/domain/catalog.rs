@@ -290,7 +290,7 @@ mod raw {
         options: BTreeMap<String, String>,
     }
 
-    #[derive(Deserialize)]
+    #[derive(Deserialize, Default)]
     #[serde(deny_unknown_fields)]
     struct Tax {
         #[serde(default)]
@@ -358,157 +358,216 @@ mod raw {
         Ok(())
     }
 
+    fn currency(code: &str) -> Result<String, CatalogError> {
+        let currency = code.trim().to_ascii_uppercase();
+        if currency.len() != 3 || !currency.chars().all(|c| c.is_ascii_alphabetic()) {
+            return Err(err("currency", "must be an ISO 4217 code such as USD"));
+        }
+        Ok(currency)
+    }
+
+    fn fulfillment(at: &str, name: &str) -> Result<FulfillmentModel, CatalogError> {
+        match name {
+            "physical" => Ok(FulfillmentModel::Physical),
+            "digital" => Ok(FulfillmentModel::Digital),
+            "service" => Ok(FulfillmentModel::Service),
+            other => Err(err(
+                at,
+                format!("fulfillment `{other}` is not physical, digital or service"),
+            )),
+        }
+    }
+
+    /// Where each product and variant is, filled as products are validated.
+    #[derive(Default)]
+    struct Index {
+        products: HashMap<String, usize>,
+        variants: HashMap<String, (usize, usize)>,
+    }
+
     impl Catalog {
+        /// Checks every entry in file order; the first bad one is named in the error.
         pub fn validate(self) -> Result<super::Catalog, CatalogError> {
-            let currency = self.currency.trim().to_ascii_uppercase();
-            if currency.len() != 3 || !currency.chars().all(|c| c.is_ascii_alphabetic()) {
-                return Err(err("currency", "must be an ISO 4217 code such as USD"));
-            }
+            let currency = currency(&self.currency)?;
+            let mut index = Index::default();
             let mut products = Vec::with_capacity(self.products.len());
-            let mut product_index = HashMap::new();
-            let mut variant_index = HashMap::new();
             for (pi, p) in self.products.into_iter().enumerate() {
-                let at = format!("products[{pi}] ({})", p.id);
-                id(&at, &p.id)?;
-                let fulfillment = match p.fulfillment.as_str() {
-                    "physical" => FulfillmentModel::Physical,
-                    "digital" => FulfillmentModel::Digital,
-                    "service" => FulfillmentModel::Service,
-                    other => {
-                        return Err(err(
-                            &at,
-                            format!("fulfillment `{other}` is not physical, digital or service"),
-                        ))
-                    }
-                };
-                let price = non_negative(&format!("{at}.price"), p.price)?;
-                let mut variants = Vec::with_capacity(p.variants.len());
-                for (vi, v) in p.variants.into_iter().enumerate() {
-                    let vat = format!("{at}.variants[{vi}] ({})", v.id);
-                    id(&vat, &v.id)?;
-                    if variant_index.insert(v.id.clone(), (pi, vi)).is_some() {
-                        return Err(err(&vat, "duplicate variant id"));
-                    }
-                    variants.push(super::Variant {
-                        name: v.name.unwrap_or_else(|| p.name.clone()),
-                        price: match v.price {
-                            Some(m) => non_negative(&format!("{vat}.price"), m)?,
-                            None => price,
-                        },
-                        stock: stock(&vat, v.stock)?,
-                        options: v.options,
-                        id: v.id,
-                    });
-                }
-                if product_index.insert(p.id.clone(), pi).is_some() {
-                    return Err(err(&at, "duplicate product id"));
-                }
-                products.push(super::Product {
-                    stock: stock(&at, p.stock)?,
-                    id: p.id,
-                    name: p.name,
-                    description: p.description,
-                    image_url: p.image_url,
-                    fulfillment,
-                    price,
-                    variants,
-                });
+                products.push(p.validate(pi, &mut index)?);
             }
-            let tax = match self.tax {
-                None => TaxTable {
-                    default_rate: Decimal::ZERO,
-                    rates: HashMap::new(),
-                    shipping_taxable: false,
-                },
-                Some(t) => TaxTable {
-                    default_rate: match t.default_rate {
-                        Some(m) => non_negative("tax.default_rate", m)?,
-                        None => Decimal::ZERO,
-                    },
-                    rates: t
-                        .rates
-                        .into_iter()
-                        .map(|(k, m)| {
-                            non_negative(&format!("tax.rates.{k}"), m)
-                                .map(|r| (k.trim().to_ascii_uppercase(), r))
-                        })
-                        .collect::<Result<_, _>>()?,
-                    shipping_taxable: t.shipping_taxable,
-                },
-            };
+            let tax = self.tax.unwrap_or_default().validate()?;
             let mut shipping = Vec::with_capacity(self.shipping.len());
             for (i, s) in self.shipping.into_iter().enumerate() {
-                let at = format!("shipping[{i}] ({})", s.id);
-                id(&at, &s.id)?;
-                if shipping.iter().any(|r: &ShippingRate| r.id == s.id) {
-                    return Err(err(&at, "duplicate shipping option id"));
-                }
-                let shipment_type = match s.kind.as_deref().unwrap_or("other") {
-                    "other" => ShippingOptionType::Other,
-                    "in_store_pickup" | "pickup" => ShippingOptionType::InStorePickup,
-                    other => {
-                        return Err(err(
-                            &at,
-                            format!("type `{other}` is not other or in_store_pickup"),
-                        ))
-                    }
-                };
-                shipping.push(ShippingRate {
-                    cost: non_negative(&format!("{at}.cost"), s.cost)?,
-                    free_over: s
-                        .free_over
-                        .map(|m| non_negative(&format!("{at}.free_over"), m))
-                        .transpose()?,
-                    countries: s
-                        .countries
-                        .iter()
-                        .map(|c| c.trim().to_ascii_uppercase())
-                        .collect(),
-                    id: s.id,
-                    name: s.name,
-                    shipment_type,
-                    service_level: s.service_level,
-                    carrier: s.carrier,
-                });
+                let rate = s.validate(i, &shipping)?;
+                shipping.push(rate);
             }
-            let mut coupons: Vec<super::Coupon> = Vec::with_capacity(self.coupons.len());
+            let mut coupons = Vec::with_capacity(self.coupons.len());
             for (i, c) in self.coupons.into_iter().enumerate() {
-                let at = format!("coupons[{i}] ({})", c.code);
-                id(&at, &c.code)?;
-                if coupons.iter().any(|x| x.code.eq_ignore_ascii_case(&c.code)) {
-                    return Err(err(&at, "duplicate coupon code"));
-                }
-                let kind = match (c.percent_off, c.amount_off) {
-                    (Some(p), None) => {
-                        let p = non_negative(&format!("{at}.percent_off"), p)?;
-                        if p > Decimal::ONE_HUNDRED {
-                            return Err(err(&at, "percent_off must be at most 100"));
-                        }
-                        CouponKind::PercentOff(p)
-                    }
-                    (None, Some(a)) => {
-                        CouponKind::AmountOff(non_negative(&format!("{at}.amount_off"), a)?)
-                    }
-                    _ => return Err(err(&at, "needs exactly one of percent_off and amount_off")),
-                };
-                coupons.push(super::Coupon {
-                    min_subtotal: c
-                        .min_subtotal
-                        .map(|m| non_negative(&format!("{at}.min_subtotal"), m))
-                        .transpose()?,
-                    code: c.code,
-                    kind,
-                    description: c.description,
-                });
+                let coupon = c.validate(i, &coupons)?;
+                coupons.push(coupon);
             }
             Ok(super::Catalog {
                 currency,
                 products,
-                product_index,
-                variant_index,
+                product_index: index.products,
+                variant_index: index.variants,
                 tax,
                 shipping,
                 coupons,
+            })
+        }
+    }
+
+    impl Product {
+        /// Product `pi`, its variants entered in `index` (ids must be unique).
+        fn validate(self, pi: usize, index: &mut Index) -> Result<super::Product, CatalogError> {
+            let at = format!("products[{pi}] ({})", self.id);
+            id(&at, &self.id)?;
+            let fulfillment = fulfillment(&at, &self.fulfillment)?;
+            let price = non_negative(&format!("{at}.price"), self.price)?;
+            let mut variants = Vec::with_capacity(self.variants.len());
+            for (vi, v) in self.variants.into_iter().enumerate() {
+                let vat = format!("{at}.variants[{vi}] ({})", v.id);
+                id(&vat, &v.id)?;
+                if index.variants.insert(v.id.clone(), (pi, vi)).is_some() {
+                    return Err(err(&vat, "duplicate variant id"));
+                }
+                variants.push(v.validate(&vat, &self.name, price)?);
+            }
+            if index.products.insert(self.id.clone(), pi).is_some() {
+                return Err(err(&at, "duplicate product id"));
+            }
+            Ok(super::Product {
+                stock: stock(&at, self.stock)?,
+                id: self.id,
+                name: self.name,
+                description: self.description,
+                image_url: self.image_url,
+                fulfillment,
+                price,
+                variants,
+            })
+        }
+    }
+
+    impl Variant {
+        /// A variant inherits the product's name and price unless it has its own.
+        fn validate(
+            self,
+            at: &str,
+            product_name: &str,
+            product_price: Decimal,
+        ) -> Result<super::Variant, CatalogError> {
+            Ok(super::Variant {
+                name: self.name.unwrap_or_else(|| product_name.to_string()),
+                price: match self.price {
+                    Some(m) => non_negative(&format!("{at}.price"), m)?,
+                    None => product_price,
+                },
+                stock: stock(at, self.stock)?,
+                options: self.options,
+                id: self.id,
+            })
+        }
+    }
+
+    impl Tax {
+        fn validate(self) -> Result<TaxTable, CatalogError> {
+            Ok(TaxTable {
+                default_rate: match self.default_rate {
+                    Some(m) => non_negative("tax.default_rate", m)?,
+                    None => Decimal::ZERO,
+                },
+                rates: self
+                    .rates
+                    .into_iter()
+                    .map(|(k, m)| {
+                        non_negative(&format!("tax.rates.{k}"), m)
+                            .map(|r| (k.trim().to_ascii_uppercase(), r))
+                    })
+                    .collect::<Result<_, _>>()?,
+                shipping_taxable: self.shipping_taxable,
+            })
+        }
+    }
+
+    impl Shipping {
+        /// Shipping option `i`; its id must differ from the `earlier` ones'.
+        fn validate(
+            self,
+            i: usize,
+            earlier: &[ShippingRate],
+        ) -> Result<ShippingRate, CatalogError> {
+            let at = format!("shipping[{i}] ({})", self.id);
+            id(&at, &self.id)?;
+            if earlier.iter().any(|r| r.id == self.id) {
+                return Err(err(&at, "duplicate shipping option id"));
+            }
+            let shipment_type = match self.kind.as_deref().unwrap_or("other") {
+                "other" => ShippingOptionType::Other,
+                "in_store_pickup" | "pickup" => ShippingOptionType::InStorePickup,
+                other => {
+                    return Err(err(
+                        &at,
+                        format!("type `{other}` is not other or in_store_pickup"),
+                    ))
+                }
+            };
+            Ok(ShippingRate {
+                cost: non_negative(&format!("{at}.cost"), self.cost)?,
+                free_over: self
+                    .free_over
+                    .map(|m| non_negative(&format!("{at}.free_over"), m))
+                    .transpose()?,
+                countries: self
+                    .countries
+                    .iter()
+                    .map(|c| c.trim().to_ascii_uppercase())
+                    .collect(),
+                id: self.id,
+                name: self.name,
+                shipment_type,
+                service_level: self.service_level,
+                carrier: self.carrier,
+            })
+        }
+    }
+
+    impl Coupon {
+        /// Coupon `i`; its code must differ (in any case) from the `earlier` ones'.
+        fn validate(
+            self,
+            i: usize,
+            earlier: &[super::Coupon],
+        ) -> Result<super::Coupon, CatalogError> {
+            let at = format!("coupons[{i}] ({})", self.code);
+            id(&at, &self.code)?;
+            if earlier
+                .iter()
+                .any(|x| x.code.eq_ignore_ascii_case(&self.code))
+            {
+                return Err(err(&at, "duplicate coupon code"));
+            }
+            let kind = match (self.percent_off, self.amount_off) {
+                (Some(p), None) => {
+                    let p = non_negative(&format!("{at}.percent_off"), p)?;
+                    if p > Decimal::ONE_HUNDRED {
+                        return Err(err(&at, "percent_off must be at most 100"));
+                    }
+                    CouponKind::PercentOff(p)
+                }
+                (None, Some(a)) => {
+                    CouponKind::AmountOff(non_negative(&format!("{at}.amount_off"), a)?)
+                }
+                _ => return Err(err(&at, "needs exactly one of percent_off and amount_off")),
+            };
+            Ok(super::Coupon {
+                min_subtotal: self
+                    .min_subtotal
+                    .map(|m| non_negative(&format!("{at}.min_subtotal"), m))
+                    .transpose()?,
+                code: self.code,
+                kind,
+                description: self.description,
             })
         }
     }
