@@ -152,30 +152,66 @@ pub fn reprice(order: &mut FastOrder, catalog: &Catalog) {
     order.currency_code = Some(catalog.currency.clone());
     let subtotals: Vec<Decimal> = order.lines.iter().map(line_subtotal).collect();
     let sub_total: Decimal = subtotals.iter().sum();
-
-    // Coupons: each computed on the undiscounted subtotals, capped per line.
-    let mut line_discounts: Vec<Vec<OrderDiscount>> = vec![Vec::new(); order.lines.len()];
-    let mut discounted = vec![Decimal::ZERO; order.lines.len()];
+    let mut discounts = LineDiscounts::new(&subtotals);
     for coupon in &mut order.coupons {
+        discounts.apply(coupon, catalog, sub_total);
+    }
+    let total_discounts: Decimal = discounts.amounts.iter().sum();
+    let (plan_subtotals, line_tax) = price_lines(order, catalog, discounts);
+    let (shipping, shipping_tax) = price_plans(order, catalog, &plan_subtotals);
+    let sums = Sums {
+        sub_total,
+        discounts: total_discounts,
+        line_tax,
+        shipping,
+        shipping_tax,
+    };
+    set_totals(order, sums);
+}
+
+/// The coupons' discounts per line, built coupon by coupon.
+struct LineDiscounts {
+    /// Each line's undiscounted subtotal.
+    subtotals: Vec<Decimal>,
+    /// Each line's discount so far.
+    amounts: Vec<Decimal>,
+    /// Each line's discount entries so far.
+    entries: Vec<Vec<OrderDiscount>>,
+}
+
+impl LineDiscounts {
+    fn new(subtotals: &[Decimal]) -> LineDiscounts {
+        LineDiscounts {
+            subtotals: subtotals.to_vec(),
+            amounts: vec![Decimal::ZERO; subtotals.len()],
+            entries: vec![Vec::new(); subtotals.len()],
+        }
+    }
+
+    /// Applies one coupon: computed on the undiscounted subtotals, capped per line so no
+    /// line goes below zero. Rewrites the coupon's own fields (code as in the catalog,
+    /// whether it applies, its total).
+    fn apply(&mut self, coupon: &mut OrderDiscount, catalog: &Catalog, sub_total: Decimal) {
         let found = catalog.coupon(&coupon.code);
         let applicable = found.filter(|c| c.min_subtotal.is_none_or(|m| sub_total >= m));
         let shares: Vec<Decimal> = match applicable.map(|c| c.kind) {
-            Some(CouponKind::PercentOff(pct)) => subtotals
+            Some(CouponKind::PercentOff(pct)) => self
+                .subtotals
                 .iter()
                 .map(|s| round(*s * pct / Decimal::ONE_HUNDRED))
                 .collect(),
-            Some(CouponKind::AmountOff(amount)) => allocate(amount.min(sub_total), &subtotals),
-            None => vec![Decimal::ZERO; subtotals.len()],
+            Some(CouponKind::AmountOff(amount)) => allocate(amount.min(sub_total), &self.subtotals),
+            None => vec![Decimal::ZERO; self.subtotals.len()],
         };
         let mut total = Decimal::ZERO;
         for (i, share) in shares.into_iter().enumerate() {
-            let room = subtotals.get(i).copied().unwrap_or_default()
-                - discounted.get(i).copied().unwrap_or_default();
+            let room = self.subtotals.get(i).copied().unwrap_or_default()
+                - self.amounts.get(i).copied().unwrap_or_default();
             let share = share.min(room).max(Decimal::ZERO);
             if share.is_zero() {
                 continue;
             }
-            if let (Some(d), Some(list)) = (discounted.get_mut(i), line_discounts.get_mut(i)) {
+            if let (Some(d), Some(list)) = (self.amounts.get_mut(i), self.entries.get_mut(i)) {
                 *d += share;
                 list.push(OrderDiscount {
                     code: coupon.code.clone(),
@@ -197,13 +233,20 @@ pub fn reprice(order: &mut FastOrder, catalog: &Catalog) {
         coupon.applied = applicable.is_some();
         coupon.total_amount = Some(Money(total));
     }
+}
 
-    // Lines: discounts, tax by the ship-to of the plan holding the line, else bill-to.
+/// Writes each line's discounts and tax (by the ship-to of the plan holding the line, else
+/// the bill-to). Returns each plan's discounted subtotal and the lines' tax.
+fn price_lines(
+    order: &mut FastOrder,
+    catalog: &Catalog,
+    mut discounts: LineDiscounts,
+) -> (Vec<Decimal>, Decimal) {
     let mut plan_subtotals = vec![Decimal::ZERO; order.shipment_plans.len()];
-    let mut line_tax_sum = Decimal::ZERO;
+    let mut line_tax = Decimal::ZERO;
     for (i, line) in order.lines.iter_mut().enumerate() {
-        let subtotal = subtotals.get(i).copied().unwrap_or_default();
-        let discount = discounted.get(i).copied().unwrap_or_default();
+        let subtotal = discounts.subtotals.get(i).copied().unwrap_or_default();
+        let discount = discounts.amounts.get(i).copied().unwrap_or_default();
         let net = subtotal - discount;
         let plan = holder(&order.shipment_plans, line.id.as_ref());
         let address = plan
@@ -214,14 +257,23 @@ pub fn reprice(order: &mut FastOrder, catalog: &Catalog) {
             *ps += net;
         }
         set_line_money(line, subtotal, discount, tax);
-        line.discounts = line_discounts
+        line.discounts = discounts
+            .entries
             .get_mut(i)
             .map(std::mem::take)
             .unwrap_or_default();
-        line_tax_sum += tax;
+        line_tax += tax;
     }
+    (plan_subtotals, line_tax)
+}
 
-    // Plans: refresh references, offers and the selection.
+/// Refreshes each plan's line references, offers and selection (kept if still offered,
+/// else the cheapest). Returns the selected options' cost and tax.
+fn price_plans(
+    order: &mut FastOrder,
+    catalog: &Catalog,
+    plan_subtotals: &[Decimal],
+) -> (Decimal, Decimal) {
     let quantities: Vec<(Id, Int64)> = order
         .lines
         .iter()
@@ -263,15 +315,7 @@ pub fn reprice(order: &mut FastOrder, catalog: &Catalog) {
         }
         plan.selected_option = chosen;
     }
-
-    let sums = Sums {
-        sub_total,
-        discounts: discounted.iter().sum(),
-        line_tax: line_tax_sum,
-        shipping,
-        shipping_tax,
-    };
-    set_totals(order, sums);
+    (shipping, shipping_tax)
 }
 
 #[cfg(test)]
