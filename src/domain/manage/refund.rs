@@ -6,8 +6,8 @@ use super::codes::{RefundMethod, RefundReason, RestockType};
 use super::{
     cancel_allowed, check_actor, check_text, check_unique, commit, fast_order_id, line_index,
     recompute_totals, reconcile, round, scale_line, settle_status, share_of_left, shipping_tax_of,
-    status_of, to_detail, Actor, AuditAction, Ledger, LineMoney, ManageError, MAX_NOTE_LEN,
-    MAX_SHORT_LEN,
+    status_of, to_detail, Actor, AuditAction, Ledger, LineLedger, LineMoney, ManageError,
+    MAX_NOTE_LEN, MAX_SHORT_LEN,
 };
 use crate::protocol::{FastOrder, FulfillmentModel, Id, Money, OrderStatus};
 use rust_decimal::Decimal;
@@ -322,133 +322,207 @@ fn refund_line(
     rl: &RefundLineRequest,
     default_reason: RefundReason,
 ) -> Result<RefundLineCalc, ManageError> {
-    let name = rl.line_id.0.clone();
     let idx = line_index(after, &rl.line_id)?;
-    let q = rl.quantity;
-    if q < 1 {
-        return Err(ManageError::InvalidQuantity {
-            line: name,
-            quantity: q,
-        });
-    }
-    let Some(line) = after.lines.get(idx) else {
-        return Err(ManageError::UnknownLine { line: name });
-    };
-    let Some(entry) = led.line(&rl.line_id).cloned() else {
-        return Err(ManageError::UnknownLine { line: name });
-    };
-    let mode = line.fulfillment_mode;
-    let physical = !matches!(
-        mode,
-        Some(FulfillmentModel::Digital | FulfillmentModel::Service)
-    );
-    let current = line.quantity.0;
-    let money = LineMoney::of(line);
-    let refundable_fulfilled = entry.fulfilled - entry.refunded;
-    let unfulfilled = current - entry.fulfilled;
-    let restock = rl.restock.unwrap_or(if q <= refundable_fulfilled {
-        RestockType::NoRestock
-    } else if q <= unfulfilled || refundable_fulfilled == 0 {
-        RestockType::Cancel
-    } else {
-        RestockType::NoRestock
-    });
-    let fully_refunded = current > 0 && entry.refunded >= current;
-    let not_allowed = |why: String| ManageError::RestockNotAllowed {
-        line: rl.line_id.0.clone(),
-        restock,
-        why,
-    };
-    let exceeds = |refundable: i64| ManageError::ExceedsRefundable {
-        line: rl.line_id.0.clone(),
-        requested: q,
-        refundable: refundable.max(0),
-        restock,
-    };
-
-    let (refundable, amount, tax) = match restock {
+    let units = LineUnits::of(after, led, idx, rl)?;
+    let (refundable, amount, tax) = match units.restock {
         RestockType::Cancel => {
-            if unfulfilled <= 0 && fully_refunded {
-                return Err(ManageError::LineFullyRefunded { line: name });
-            }
-            if unfulfilled <= 0 && refundable_fulfilled > 0 {
-                return Err(not_allowed(
-                    "every unit of the line is fulfilled: use `return` or `no_restock`".into(),
-                ));
-            }
-            if cancel_allowed(status, "cancel").is_err() {
-                return Err(not_allowed(format!(
-                    "the order is {}; units can only be canceled before fulfilment",
-                    status.name()
-                )));
-            }
-            if q > unfulfilled {
-                return Err(exceeds(unfulfilled));
-            }
-            let d = scale_line(after, idx, current - q, entry.refunded_in_line());
-            if let Some(e) = led.line_mut(&rl.line_id) {
-                e.canceled += q;
-                e.refund_canceled += q;
-                e.cancel_refunded_amount.0 += d.net();
-                e.cancel_refunded_tax.0 += d.tax;
-                e.refunded_amount.0 += d.net();
-                e.refunded_tax.0 += d.tax;
-            }
-            (unfulfilled, d.net(), d.tax)
+            units.check_cancel(status)?;
+            units.cancel(after, led, idx)
         }
         RestockType::Return | RestockType::NoRestock => {
-            if restock == RestockType::Return && !physical {
-                let kind = match mode {
-                    Some(FulfillmentModel::Service) => "service",
-                    _ => "digital",
-                };
-                return Err(not_allowed(format!(
-                    "a {kind} line has nothing to restock: use `no_restock`"
-                )));
-            }
-            if refundable_fulfilled <= 0 {
-                if fully_refunded {
-                    return Err(ManageError::LineFullyRefunded { line: name });
-                }
-                if unfulfilled > 0 {
-                    return Err(not_allowed(format!(
-                        "none of its units is fulfilled and refundable ({unfulfilled} \
-                         unfulfilled): unfulfilled units must use `cancel`"
-                    )));
-                }
-            }
-            if q > refundable_fulfilled {
-                return Err(exceeds(refundable_fulfilled));
-            }
-            let (refunded_net, refunded_tax) = entry.in_line_refunded();
-            let units_left = current - entry.refunded;
-            let net_left = money.net() - refunded_net;
-            let tax_left = money.tax - refunded_tax;
-            let (part, whole) = (Decimal::from(q), Decimal::from(units_left));
-            let amount = share_of_left(net_left, part, whole);
-            let tax = share_of_left(tax_left, part, whole);
-            if let Some(e) = led.line_mut(&rl.line_id) {
-                e.refunded += q;
-                if restock == RestockType::Return {
-                    e.returned += q;
-                }
-                e.refunded_amount.0 += amount;
-                e.refunded_tax.0 += tax;
-            }
-            (refundable_fulfilled, amount, tax)
+            units.check_fulfilled()?;
+            units.refund_fulfilled(led)
         }
     };
     Ok(RefundLineCalc {
         line_id: rl.line_id.clone(),
-        quantity: q,
+        quantity: units.quantity,
         refundable_quantity: refundable,
-        restock,
-        fulfillment_mode: mode,
+        restock: units.restock,
+        fulfillment_mode: units.mode,
         reason: rl.reason.unwrap_or(default_reason),
         amount_excl_tax: Money(amount),
         tax: Money(tax),
         amount_incl_tax: Money(amount + tax),
     })
+}
+
+/// One refund line against what its order line and ledger entry hold before it.
+struct LineUnits {
+    line_id: Id,
+    quantity: i64,
+    restock: RestockType,
+    mode: Option<FulfillmentModel>,
+    /// Units on the line.
+    current: i64,
+    money: LineMoney,
+    entry: LineLedger,
+    /// Fulfilled and not yet refunded.
+    refundable_fulfilled: i64,
+    unfulfilled: i64,
+    fully_refunded: bool,
+}
+
+/// `(refundable units, amount excl. tax, tax)` of a refund line.
+type LineRefund = (i64, Decimal, Decimal);
+
+impl LineUnits {
+    /// Refuses a quantity below 1; picks the default restock type (see the module docs).
+    fn of(
+        order: &FastOrder,
+        led: &Ledger,
+        idx: usize,
+        rl: &RefundLineRequest,
+    ) -> Result<LineUnits, ManageError> {
+        let name = rl.line_id.0.clone();
+        let q = rl.quantity;
+        if q < 1 {
+            return Err(ManageError::InvalidQuantity {
+                line: name,
+                quantity: q,
+            });
+        }
+        let (Some(line), Some(entry)) = (order.lines.get(idx), led.line(&rl.line_id).cloned())
+        else {
+            return Err(ManageError::UnknownLine { line: name });
+        };
+        let current = line.quantity.0;
+        let refundable_fulfilled = entry.fulfilled - entry.refunded;
+        let unfulfilled = current - entry.fulfilled;
+        let restock = rl.restock.unwrap_or(if q <= refundable_fulfilled {
+            RestockType::NoRestock
+        } else if q <= unfulfilled || refundable_fulfilled == 0 {
+            RestockType::Cancel
+        } else {
+            RestockType::NoRestock
+        });
+        Ok(LineUnits {
+            line_id: rl.line_id.clone(),
+            quantity: q,
+            restock,
+            mode: line.fulfillment_mode,
+            current,
+            money: LineMoney::of(line),
+            fully_refunded: current > 0 && entry.refunded >= current,
+            entry,
+            refundable_fulfilled,
+            unfulfilled,
+        })
+    }
+
+    fn not_allowed(&self, why: String) -> ManageError {
+        ManageError::RestockNotAllowed {
+            line: self.line_id.0.clone(),
+            restock: self.restock,
+            why,
+        }
+    }
+
+    fn exceeds(&self, refundable: i64) -> ManageError {
+        ManageError::ExceedsRefundable {
+            line: self.line_id.0.clone(),
+            requested: self.quantity,
+            refundable: refundable.max(0),
+            restock: self.restock,
+        }
+    }
+
+    fn already_refunded(&self) -> ManageError {
+        ManageError::LineFullyRefunded {
+            line: self.line_id.0.clone(),
+        }
+    }
+
+    /// Restock `cancel`: unfulfilled units, while the order may still be canceled.
+    fn check_cancel(&self, status: OrderStatus) -> Result<(), ManageError> {
+        if self.unfulfilled <= 0 && self.fully_refunded {
+            return Err(self.already_refunded());
+        }
+        if self.unfulfilled <= 0 && self.refundable_fulfilled > 0 {
+            return Err(self.not_allowed(
+                "every unit of the line is fulfilled: use `return` or `no_restock`".into(),
+            ));
+        }
+        if cancel_allowed(status, "cancel").is_err() {
+            return Err(self.not_allowed(format!(
+                "the order is {}; units can only be canceled before fulfilment",
+                status.name()
+            )));
+        }
+        if self.quantity > self.unfulfilled {
+            return Err(self.exceeds(self.unfulfilled));
+        }
+        Ok(())
+    }
+
+    /// Takes the units off the line; the refund is exactly what that takes off.
+    fn cancel(&self, after: &mut FastOrder, led: &mut Ledger, idx: usize) -> LineRefund {
+        let q = self.quantity;
+        let d = scale_line(after, idx, self.current - q, self.entry.refunded_in_line());
+        if let Some(e) = led.line_mut(&self.line_id) {
+            e.canceled += q;
+            e.refund_canceled += q;
+            e.cancel_refunded_amount.0 += d.net();
+            e.cancel_refunded_tax.0 += d.tax;
+            e.refunded_amount.0 += d.net();
+            e.refunded_tax.0 += d.tax;
+        }
+        (self.unfulfilled, d.net(), d.tax)
+    }
+
+    /// Restock `return` (physical lines only) or `no_restock`: fulfilled, unrefunded units.
+    fn check_fulfilled(&self) -> Result<(), ManageError> {
+        let physical = !matches!(
+            self.mode,
+            Some(FulfillmentModel::Digital | FulfillmentModel::Service)
+        );
+        if self.restock == RestockType::Return && !physical {
+            let kind = match self.mode {
+                Some(FulfillmentModel::Service) => "service",
+                _ => "digital",
+            };
+            return Err(self.not_allowed(format!(
+                "a {kind} line has nothing to restock: use `no_restock`"
+            )));
+        }
+        if self.refundable_fulfilled <= 0 {
+            if self.fully_refunded {
+                return Err(self.already_refunded());
+            }
+            if self.unfulfilled > 0 {
+                return Err(self.not_allowed(format!(
+                    "none of its units is fulfilled and refundable ({} \
+                     unfulfilled): unfulfilled units must use `cancel`",
+                    self.unfulfilled
+                )));
+            }
+        }
+        if self.quantity > self.refundable_fulfilled {
+            return Err(self.exceeds(self.refundable_fulfilled));
+        }
+        Ok(())
+    }
+
+    /// Refunds the units' pro-rata share of what is left unrefunded on the line.
+    fn refund_fulfilled(&self, led: &mut Ledger) -> LineRefund {
+        let q = self.quantity;
+        let (refunded_net, refunded_tax) = self.entry.in_line_refunded();
+        let units_left = self.current - self.entry.refunded;
+        let net_left = self.money.net() - refunded_net;
+        let tax_left = self.money.tax - refunded_tax;
+        let (part, whole) = (Decimal::from(q), Decimal::from(units_left));
+        let amount = share_of_left(net_left, part, whole);
+        let tax = share_of_left(tax_left, part, whole);
+        if let Some(e) = led.line_mut(&self.line_id) {
+            e.refunded += q;
+            if self.restock == RestockType::Return {
+                e.returned += q;
+            }
+            e.refunded_amount.0 += amount;
+            e.refunded_tax.0 += tax;
+        }
+        (self.refundable_fulfilled, amount, tax)
+    }
 }
 
 /// Checks and applies the shipping part.
