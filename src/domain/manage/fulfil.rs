@@ -68,85 +68,20 @@ pub fn fulfil(
     fulfilment_id: &str,
 ) -> Result<(FastOrder, Ledger, FulfilOutcome), ManageError> {
     let order_id = fast_order_id(order)?;
-    let status = status_of(order);
-    let why = match status {
-        OrderStatus::Booked | OrderStatus::PendingFulfillment => None,
-        OrderStatus::Cart => Some("a cart has not been bought yet"),
-        OrderStatus::Pending => Some("it is still awaiting payment"),
-        OrderStatus::Hold => Some("it is on hold"),
-        OrderStatus::Fulfilled | OrderStatus::Complete => Some("everything is already fulfilled"),
-        OrderStatus::Canceled => Some("it is canceled"),
-        OrderStatus::Deleted | OrderStatus::Unspecified => Some("Fast deleted it"),
-    };
-    if let Some(why) = why {
-        return Err(ManageError::StatusForbids {
-            action: "fulfil",
-            status,
-            why: why.into(),
-        });
-    }
-    if fulfilment_id.trim().is_empty() {
-        return Err(ManageError::InvalidField {
-            field: "fulfilment_id".into(),
-            message: "must not be empty".into(),
-        });
-    }
-    check_text("fulfilment_id", Some(fulfilment_id), MAX_SHORT_LEN)?;
-    if ledger.fulfilments.iter().any(|f| f.id == fulfilment_id) {
-        return Err(ManageError::DuplicateId {
-            kind: "fulfilment",
-            id: fulfilment_id.into(),
-        });
-    }
-    check_actor(&req.actor)?;
-    check_text("carrier", Some(&req.carrier), MAX_SHORT_LEN)?;
-    check_text("tracking_number", Some(&req.tracking_number), MAX_SHORT_LEN)?;
-    if let Some(date) = &req.estimated_delivery_date {
-        if !is_date(date) {
-            return Err(ManageError::InvalidDate {
-                value: date.clone(),
-            });
-        }
-    }
+    fulfil_allowed(status_of(order))?;
+    check_request(ledger, req, fulfilment_id)?;
 
     let mut led = reconcile(order, ledger)?;
     let targets = unfulfilled_targets(order, &led, req.lines.as_deref(), UnitAction::Fulfil)?;
     let mut after = order.clone();
-    let mut shipped = Vec::with_capacity(targets.len());
-    for (idx, id, quantity) in targets {
-        let Some(entry) = led.line_mut(&id) else {
-            continue;
-        };
-        entry.fulfilled += quantity;
-        let total = entry.fulfilled;
-        if let Some(line) = after.lines.get_mut(idx) {
-            line.extra
-                .insert("quantity_fulfilled".into(), Value::from(total));
-        }
-        shipped.push(LineQuantity {
-            line_id: id,
-            quantity,
-        });
-    }
+    let shipped = ship(&mut after, &mut led, targets);
     let complete = all_fulfilled(&after, &led);
     if complete {
         after.status = Some(OrderStatus::Fulfilled);
     }
     let status_after = status_of(&after);
 
-    let shipping_info = ShippingInfo {
-        plan_id: single_plan(&after, &shipped),
-        tracking_number: req.tracking_number.clone(),
-        carrier: req.carrier.clone(),
-        estimated_delivery_date: req.estimated_delivery_date.clone().unwrap_or_default(),
-        order_lines: shipped
-            .iter()
-            .map(|l| WireLine {
-                id: l.line_id.clone(),
-                quantity: l.quantity,
-            })
-            .collect(),
-    };
+    let shipping_info = shipping_info(&after, req, &shipped);
     let record = Fulfilment {
         id: fulfilment_id.into(),
         version: led.version + 1,
@@ -184,6 +119,97 @@ pub fn fulfil(
         status: status_after,
     };
     Ok((after, led, outcome))
+}
+
+/// Fulfilment is possible from BOOKED and PENDING_FULFILLMENT only.
+fn fulfil_allowed(status: OrderStatus) -> Result<(), ManageError> {
+    let why = match status {
+        OrderStatus::Booked | OrderStatus::PendingFulfillment => return Ok(()),
+        OrderStatus::Cart => "a cart has not been bought yet",
+        OrderStatus::Pending => "it is still awaiting payment",
+        OrderStatus::Hold => "it is on hold",
+        OrderStatus::Fulfilled | OrderStatus::Complete => "everything is already fulfilled",
+        OrderStatus::Canceled => "it is canceled",
+        OrderStatus::Deleted | OrderStatus::Unspecified => "Fast deleted it",
+    };
+    Err(ManageError::StatusForbids {
+        action: "fulfil",
+        status,
+        why: why.into(),
+    })
+}
+
+/// The fulfilment id (given, short, new on this order) and the request's texts and date.
+fn check_request(
+    ledger: &Ledger,
+    req: &FulfilRequest,
+    fulfilment_id: &str,
+) -> Result<(), ManageError> {
+    if fulfilment_id.trim().is_empty() {
+        return Err(ManageError::InvalidField {
+            field: "fulfilment_id".into(),
+            message: "must not be empty".into(),
+        });
+    }
+    check_text("fulfilment_id", Some(fulfilment_id), MAX_SHORT_LEN)?;
+    if ledger.fulfilments.iter().any(|f| f.id == fulfilment_id) {
+        return Err(ManageError::DuplicateId {
+            kind: "fulfilment",
+            id: fulfilment_id.into(),
+        });
+    }
+    check_actor(&req.actor)?;
+    check_text("carrier", Some(&req.carrier), MAX_SHORT_LEN)?;
+    check_text("tracking_number", Some(&req.tracking_number), MAX_SHORT_LEN)?;
+    match &req.estimated_delivery_date {
+        Some(date) if !is_date(date) => Err(ManageError::InvalidDate {
+            value: date.clone(),
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// Counts the target units as fulfilled in the ledger and sets each line's
+/// `quantity_fulfilled` in the snapshot. Returns what shipped.
+fn ship(
+    after: &mut FastOrder,
+    led: &mut Ledger,
+    targets: Vec<(usize, Id, i64)>,
+) -> Vec<LineQuantity> {
+    let mut shipped = Vec::with_capacity(targets.len());
+    for (idx, id, quantity) in targets {
+        let Some(entry) = led.line_mut(&id) else {
+            continue;
+        };
+        entry.fulfilled += quantity;
+        let total = entry.fulfilled;
+        if let Some(line) = after.lines.get_mut(idx) {
+            line.extra
+                .insert("quantity_fulfilled".into(), Value::from(total));
+        }
+        shipped.push(LineQuantity {
+            line_id: id,
+            quantity,
+        });
+    }
+    shipped
+}
+
+/// The shipment as Fast's FULFILLMENT event describes it.
+fn shipping_info(after: &FastOrder, req: &FulfilRequest, shipped: &[LineQuantity]) -> ShippingInfo {
+    ShippingInfo {
+        plan_id: single_plan(after, shipped),
+        tracking_number: req.tracking_number.clone(),
+        carrier: req.carrier.clone(),
+        estimated_delivery_date: req.estimated_delivery_date.clone().unwrap_or_default(),
+        order_lines: shipped
+            .iter()
+            .map(|l| WireLine {
+                id: l.line_id.clone(),
+                quantity: l.quantity,
+            })
+            .collect(),
+    }
 }
 
 /// Tells Fast to collect the payment (CLEAR_TO_COLLECT_PAYMENT), once. The order itself is
