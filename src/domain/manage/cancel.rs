@@ -1,12 +1,14 @@
 //! Canceling a whole order, or some line quantities, before fulfilment.
 
+use super::audit::{commit, to_detail, AuditAction};
+use super::checks::{check_actor, check_text, unfulfilled_targets, UnitAction};
 use super::codes::{CancelReason, SeedCancelCode};
 use super::fast::CancelOrderBody;
+use super::ledger::{reconcile, Ledger};
+use super::money::{recompute_totals, scale_line, shipping_tax_of, LineDelta};
 use super::{
-    cancel_allowed, check_actor, check_text, commit, fast_order_id, recompute_totals, reconcile,
-    scale_line, settle_status, shipping_tax_of, status_of, to_detail, unfulfilled_targets, Actor,
-    AuditAction, Ledger, LineDelta, LineQuantity, ManageError, UnitAction, MAX_NOTE_LEN,
-    MAX_SHORT_LEN,
+    cancel_allowed, fast_order_id, settle_status, status_of, Actor, LineQuantity, ManageError,
+    MAX_NOTE_LEN, MAX_SHORT_LEN,
 };
 use crate::protocol::{FastOrder, Id, Money, OrderStatus};
 use rust_decimal::Decimal;

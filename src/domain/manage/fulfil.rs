@@ -1,12 +1,11 @@
 //! Fulfilment (the FULFILLMENT business event) and capture (CLEAR_TO_COLLECT_PAYMENT).
 
+use super::audit::{commit, to_detail, AuditAction};
+use super::checks::{check_actor, check_text, unfulfilled_targets, UnitAction};
 use super::codes::BusinessEventType;
 use super::fast::{BusinessEventBody, FulfillmentEvent, ShippingInfo, WireLine};
-use super::{
-    all_fulfilled, check_actor, check_text, commit, fast_order_id, reconcile, status_of, to_detail,
-    unfulfilled_targets, Actor, AuditAction, Ledger, LineQuantity, ManageError, UnitAction,
-    MAX_SHORT_LEN,
-};
+use super::ledger::{all_fulfilled, reconcile, Ledger};
+use super::{fast_order_id, status_of, Actor, LineQuantity, ManageError, MAX_SHORT_LEN};
 use crate::protocol::{FastOrder, Id, OrderStatus};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;

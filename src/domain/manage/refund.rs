@@ -2,13 +2,16 @@
 //! quantity, the amounts and the restock type; shipping), then create, which must match the
 //! calculation to the cent.
 
+use super::audit::{commit, to_detail, AuditAction};
+use super::checks::{check_actor, check_text, check_unique, line_index};
 use super::codes::{RefundMethod, RefundReason, RestockType};
+use super::ledger::{reconcile, Ledger, LineLedger};
+use super::money::{recompute_totals, scale_line, share_of_left, shipping_tax_of, LineMoney};
 use super::{
-    cancel_allowed, check_actor, check_text, check_unique, commit, fast_order_id, line_index,
-    recompute_totals, reconcile, round, scale_line, settle_status, share_of_left, shipping_tax_of,
-    status_of, to_detail, Actor, AuditAction, Ledger, LineLedger, LineMoney, ManageError,
-    MAX_NOTE_LEN, MAX_SHORT_LEN,
+    cancel_allowed, fast_order_id, settle_status, status_of, Actor, ManageError, MAX_NOTE_LEN,
+    MAX_SHORT_LEN,
 };
+use crate::domain::pricing::round;
 use crate::protocol::{FastOrder, FulfillmentModel, Id, Money, OrderStatus};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};

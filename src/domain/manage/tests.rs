@@ -1,6 +1,8 @@
+use super::money::{recompute_totals, shipping_tax_of, LineMoney};
 use super::*;
+use crate::domain::pricing::round;
 use crate::protocol::{
-    FulfillmentModel, Int64, LineReference, OrderDiscount, ShipmentPlan, ShippingOption,
+    FulfillmentModel, Int64, LineReference, OrderDiscount, OrderLine, ShipmentPlan, ShippingOption,
 };
 use rust_decimal::Decimal;
 
