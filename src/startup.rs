@@ -21,6 +21,7 @@ use crate::store::{Store, StoreError};
 use crate::tapes::Recorder;
 use actix_web::{web, App, HttpServer};
 use std::net::TcpListener;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{watch, Notify};
@@ -221,23 +222,36 @@ impl Application {
 /// The store `--store` names: sled in the data directory, or PostgreSQL (migrated first).
 pub async fn open_store(settings: &Settings) -> Result<Arc<dyn Store>, StartupError> {
     match &settings.store {
-        StoreConfig::Sled => {
-            let data_dir = settings.data_dir.clone();
-            let cache = settings.cache_capacity;
-            let store = tokio::task::spawn_blocking(move || SledStore::open(&data_dir, cache))
-                .await
-                .map_err(|e| StoreError::Io(e.to_string()))??;
-            Ok(Arc::new(store))
-        }
+        StoreConfig::Sled => Ok(open_sled(&settings.data_dir, settings.cache_capacity).await?),
         StoreConfig::Postgres { url, pool_size } => {
-            let store = PgStore::connect(url.expose(), None, *pool_size).await?;
-            let applied = store.migrate().await?;
+            let (store, applied) = open_postgres(url.expose(), *pool_size).await?;
             if !applied.is_empty() {
                 tracing::info!(migrations = ?applied, "database migrated");
             }
-            Ok(Arc::new(store))
+            Ok(store)
         }
     }
+}
+
+/// The sled store in `data_dir` (created if need be) with `cache_capacity` bytes of cache;
+/// refused while another process has it open.
+pub async fn open_sled(data_dir: &Path, cache_capacity: u64) -> Result<Arc<dyn Store>, StoreError> {
+    let data_dir = data_dir.to_path_buf();
+    let store = tokio::task::spawn_blocking(move || SledStore::open(&data_dir, cache_capacity))
+        .await
+        .map_err(|e| StoreError::Io(e.to_string()))??;
+    Ok(Arc::new(store))
+}
+
+/// The PostgreSQL store at `url` with a pool of `pool_size` connections, migrated first;
+/// with the names of the migrations this applied.
+pub async fn open_postgres(
+    url: &str,
+    pool_size: usize,
+) -> Result<(Arc<dyn Store>, Vec<String>), StoreError> {
+    let store = PgStore::connect(url, None, pool_size).await?;
+    let applied = store.migrate().await?;
+    Ok((Arc::new(store), applied))
 }
 
 /// The commerce backend `--backend` names.

@@ -4,13 +4,14 @@
 //! and names the broken invariant against loopback servers that answer wrongly.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
+use fast_seller::cli::tapes::replay;
 use fast_seller::config::{AuthMode, Settings};
 use fast_seller::startup::Application;
 use fast_seller::tapes::bind::Bindings;
 use fast_seller::tapes::compare::{diff, IgnoreRules, JsonPath, Mismatch};
 use fast_seller::tapes::format::Tape;
 use fast_seller::tapes::validate::Operation;
-use fast_seller::tapes::{replay, validate, Recorder, ReplayOptions, Signing, ValidateOptions};
+use fast_seller::tapes::{validate, Recorder, ReplayOptions, Signing, ValidateOptions};
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 use tempfile::TempDir;

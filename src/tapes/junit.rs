@@ -1,8 +1,7 @@
 //! JUnit XML for CI: one `<testsuite>` per tape (or validation flow), one `<testcase>` per
 //! step (or check), a `<failure>` carrying the difference lines.
-
-use super::replay::ReplayReport;
-use super::validate::ValidateReport;
+//!
+//! Knows no report: `replay` and `validate` turn theirs into [`Suite`]s and call [`render`].
 
 /// Escapes text for XML attributes and content.
 pub fn escape(text: &str) -> String {
@@ -22,19 +21,23 @@ pub fn escape(text: &str) -> String {
     out
 }
 
-struct Case {
-    name: String,
-    seconds: f64,
-    failure: Option<(String, String)>,
+/// One `<testcase>`.
+pub struct Case {
+    pub name: String,
+    pub seconds: f64,
+    /// The failure's message and its body (the difference lines).
+    pub failure: Option<(String, String)>,
 }
 
-struct Suite {
-    name: String,
-    seconds: f64,
-    cases: Vec<Case>,
+/// One `<testsuite>`.
+pub struct Suite {
+    pub name: String,
+    pub seconds: f64,
+    pub cases: Vec<Case>,
 }
 
-fn render(name: &str, suites: &[Suite]) -> String {
+/// The JUnit document named `name`.
+pub fn render(name: &str, suites: &[Suite]) -> String {
     let tests: usize = suites.iter().map(|s| s.cases.len()).sum();
     let failures: usize = suites
         .iter()
@@ -78,66 +81,4 @@ fn render(name: &str, suites: &[Suite]) -> String {
     }
     out.push_str("</testsuites>\n");
     out
-}
-
-/// The JUnit document of a replay.
-pub fn replay_xml(report: &ReplayReport) -> String {
-    let suites: Vec<Suite> = report
-        .tapes
-        .iter()
-        .map(|t| {
-            let mut cases: Vec<Case> = t
-                .steps
-                .iter()
-                .map(|s| {
-                    let failure = (!s.passed()).then(|| {
-                        let mut lines: Vec<String> = s.error.iter().cloned().collect();
-                        lines.extend(s.mismatches.iter().map(|m| format!("{}: {m}", s.label)));
-                        let message = lines.first().cloned().unwrap_or_default();
-                        (message, lines.join("\n"))
-                    });
-                    Case {
-                        name: s.label.clone(),
-                        seconds: s.duration.as_secs_f64(),
-                        failure,
-                    }
-                })
-                .collect();
-            if let Some(e) = &t.error {
-                cases.push(Case {
-                    name: "load".into(),
-                    seconds: 0.0,
-                    failure: Some((e.clone(), e.clone())),
-                });
-            }
-            Suite {
-                name: t.path.display().to_string(),
-                seconds: t.duration.as_secs_f64(),
-                cases,
-            }
-        })
-        .collect();
-    render("fast-seller replay", &suites)
-}
-
-/// The JUnit document of a validation run.
-pub fn validate_xml(report: &ValidateReport) -> String {
-    let suites: Vec<Suite> = report
-        .flows
-        .iter()
-        .map(|f| Suite {
-            name: f.name.clone(),
-            seconds: f.duration.as_secs_f64(),
-            cases: f
-                .checks
-                .iter()
-                .map(|c| Case {
-                    name: format!("{}: {}", c.step, c.invariant),
-                    seconds: 0.0,
-                    failure: (!c.passed()).then(|| (c.detail.clone(), c.to_string())),
-                })
-                .collect(),
-        })
-        .collect();
-    render("fast-seller validate", &suites)
 }

@@ -9,10 +9,11 @@
 //! - [`bind`]: placeholders (`{{ext:1}}`, `{{run}}`, `{{any}}`) for ids the seller generates.
 //! - [`compare`]: the decimal-aware JSON diff, the central list of volatile fields
 //!   ([`compare::VOLATILE`]) and per-tape ignore rules.
-//! - [`replay`]: `fast-seller replay` ([`replay()`]), against a target or an in-process server.
+//! - [`replay`]: `fast-seller replay` ([`replay()`]), against a running target or a fresh
+//!   server per tape (the command line starts those in process: `crate::cli::tapes`).
 //! - [`record`]: `fast-seller serve --record` ([`Recorder`]).
 //! - [`validate`]: `fast-seller validate` ([`validate()`]), protocol invariants for any seller.
-//! - [`junit`]: JUnit XML for CI.
+//! - [`junit`]: JUnit XML for CI (each report renders its own suites).
 
 pub mod bind;
 pub mod compare;
@@ -23,7 +24,7 @@ pub mod replay;
 pub mod validate;
 
 pub use record::Recorder;
-pub use replay::{replay, ReplayOptions, ReplayReport};
+pub use replay::{replay, ReplayOptions, ReplayReport, ServerFactory, TapeServer, Target};
 pub use validate::{validate, ValidateOptions, ValidateReport};
 
 use crate::signing::WebhookSecret;

@@ -269,6 +269,28 @@ impl ValidateReport {
         }
         out
     }
+
+    /// The JUnit document: one test suite per flow, one test case per check.
+    pub fn junit_xml(&self) -> String {
+        let suites: Vec<junit::Suite> = self
+            .flows
+            .iter()
+            .map(|f| junit::Suite {
+                name: f.name.clone(),
+                seconds: f.duration.as_secs_f64(),
+                cases: f
+                    .checks
+                    .iter()
+                    .map(|c| junit::Case {
+                        name: format!("{}: {}", c.step, c.invariant),
+                        seconds: 0.0,
+                        failure: (!c.passed()).then(|| (c.detail.clone(), c.to_string())),
+                    })
+                    .collect(),
+            })
+            .collect();
+        junit::render("fast-seller validate", &suites)
+    }
 }
 
 /// Plays Fast against the seller at `target` (base URL) and checks the protocol's
@@ -309,7 +331,7 @@ pub async fn validate(target: &str, options: ValidateOptions) -> Result<Validate
         });
     }
     if let Some(path) = &options.junit {
-        std::fs::write(path, junit::validate_xml(&report)).map_err(|e| TapeError::io(path, e))?;
+        std::fs::write(path, report.junit_xml()).map_err(|e| TapeError::io(path, e))?;
     }
     Ok(report)
 }

@@ -181,7 +181,7 @@ async fn recorded_traffic_becomes_tapes_that_replay() {
         "secrets must be scrubbed"
     );
 
-    let report = fast_seller::tapes::replay(&[tape], None, Default::default())
+    let report = fast_seller::cli::tapes::replay(&[tape], None, Default::default())
         .await
         .unwrap();
     assert!(report.passed(), "{}", report.render());

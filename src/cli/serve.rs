@@ -1,0 +1,74 @@
+//! `fast-seller serve` and `fast-seller config check`: the settings `serve` runs with.
+
+use super::{exit, fail, runtime, CommandError};
+use crate::config::{AuthMode, ConfigError, RawSettings, Settings};
+use crate::startup::Application;
+use clap::Subcommand;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Debug, clap::Args)]
+pub struct ServeArgs {
+    /// TOML file with any of the settings below (keys are the flag names with underscores)
+    #[arg(long, env = "FAST_SELLER_CONFIG")]
+    pub config: Option<PathBuf>,
+    #[command(flatten)]
+    pub settings: RawSettings,
+}
+
+impl ServeArgs {
+    /// The effective settings: flags and environment over the `--config` file over defaults.
+    fn resolve(&self) -> Result<Settings, ConfigError> {
+        let file = self
+            .config
+            .as_deref()
+            .map(RawSettings::from_file)
+            .transpose()?;
+        self.settings.clone().resolve(file)
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Print the effective configuration (secrets redacted); exit 2 on any bad value
+    Check(Box<ServeArgs>),
+}
+
+/// `fast-seller serve`: runs until SIGTERM/SIGINT; exit 2 when it cannot start or stops
+/// with an error.
+pub fn serve(args: ServeArgs) -> ExitCode {
+    let settings = match args.resolve() {
+        Ok(s) => s,
+        Err(e) => return exit(&e, 2),
+    };
+    crate::telemetry::init(settings.log_format);
+    if settings.auth == AuthMode::None {
+        tracing::warn!(
+            "AUTHENTICATION IS OFF (--auth none): anyone who can reach {} can create, read and change orders; use it for local development only",
+            settings.listen
+        );
+    }
+    let runtime = match runtime() {
+        Ok(rt) => rt,
+        Err(e) => return exit(&e, 2),
+    };
+    let result = runtime.block_on(async {
+        Application::build(settings)
+            .await?
+            .run_until_stopped()
+            .await
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = %e, "fast-seller stopped with an error");
+            exit(&e, 2)
+        }
+    }
+}
+
+/// `fast-seller config check`: the effective settings, or the first bad one.
+pub fn config_check(args: &ServeArgs) -> Result<String, CommandError> {
+    let settings = args.resolve().map_err(fail)?;
+    Ok(format!("{settings:#?}\nconfiguration OK\n"))
+}
