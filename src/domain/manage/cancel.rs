@@ -113,51 +113,11 @@ pub fn cancel(
     let targets = unfulfilled_targets(order, &led, req.lines.as_deref(), UnitAction::Cancel)?;
 
     let mut after = order.clone();
-    let shipping = order.total_shipping.unwrap_or_default().0;
-    let shipping_tax = shipping_tax_of(order);
-    let mut lines = Vec::with_capacity(targets.len());
-    let mut sum = LineDelta::default();
-    for (idx, id, quantity) in targets {
-        let Some(entry) = led.line_mut(&id) else {
-            continue;
-        };
-        let current = after.lines.get(idx).map_or(0, |l| l.quantity.0);
-        let remaining = current - quantity;
-        let d = scale_line(&mut after, idx, remaining, entry.refunded_in_line());
-        entry.canceled += quantity;
-        sum.subtotal += d.subtotal;
-        sum.discount += d.discount;
-        sum.tax += d.tax;
-        lines.push(CanceledLine {
-            line_id: id,
-            quantity,
-            remaining,
-            subtotal: Money(d.subtotal),
-            discount: Money(d.discount),
-            tax: Money(d.tax),
-            total: Money(d.net() + d.tax),
-        });
-    }
-
-    let everything = after.lines.iter().all(|l| l.quantity.0 == 0);
-    let (kept_shipping, kept_shipping_tax) = if everything {
-        (Decimal::ZERO, Decimal::ZERO)
-    } else {
-        (shipping, shipping_tax)
-    };
-    recompute_totals(&mut after, kept_shipping, kept_shipping_tax);
+    let (lines, sum) = cancel_units(&mut after, &mut led, targets);
+    let cancel_total = settle_money(&mut after, order, sum);
     settle_status(&mut after, &led);
     let status = status_of(&after);
 
-    let dropped_shipping = shipping - kept_shipping;
-    let tax = sum.tax + shipping_tax - kept_shipping_tax;
-    let cancel_total = MoneyDelta {
-        subtotal: Money(sum.subtotal),
-        discount: Money(sum.discount),
-        tax: Money(tax),
-        shipping: Money(dropped_shipping),
-        total: Money(sum.net() + tax + dropped_shipping),
-    };
     let record = Cancellation {
         version: led.version + 1,
         at_ms: now_ms,
@@ -193,6 +153,62 @@ pub fn cancel(
         fast_cancel,
     };
     Ok((after, led, outcome))
+}
+
+/// Takes the target units off their lines (see [`scale_line`]). Returns each line's part
+/// and what the lines lost in all.
+fn cancel_units(
+    after: &mut FastOrder,
+    led: &mut Ledger,
+    targets: Vec<(usize, Id, i64)>,
+) -> (Vec<CanceledLine>, LineDelta) {
+    let mut lines = Vec::with_capacity(targets.len());
+    let mut sum = LineDelta::default();
+    for (idx, id, quantity) in targets {
+        let Some(entry) = led.line_mut(&id) else {
+            continue;
+        };
+        let current = after.lines.get(idx).map_or(0, |l| l.quantity.0);
+        let remaining = current - quantity;
+        let d = scale_line(after, idx, remaining, entry.refunded_in_line());
+        entry.canceled += quantity;
+        sum.subtotal += d.subtotal;
+        sum.discount += d.discount;
+        sum.tax += d.tax;
+        lines.push(CanceledLine {
+            line_id: id,
+            quantity,
+            remaining,
+            subtotal: Money(d.subtotal),
+            discount: Money(d.discount),
+            tax: Money(d.tax),
+            total: Money(d.net() + d.tax),
+        });
+    }
+    (lines, sum)
+}
+
+/// Rewrites the order's totals after a cancel whose lines lost `sum` (shipping and its tax
+/// go only when every unit did). Returns the money no longer owed.
+fn settle_money(after: &mut FastOrder, before: &FastOrder, sum: LineDelta) -> MoneyDelta {
+    let shipping = before.total_shipping.unwrap_or_default().0;
+    let shipping_tax = shipping_tax_of(before);
+    let everything = after.lines.iter().all(|l| l.quantity.0 == 0);
+    let (kept_shipping, kept_shipping_tax) = if everything {
+        (Decimal::ZERO, Decimal::ZERO)
+    } else {
+        (shipping, shipping_tax)
+    };
+    recompute_totals(after, kept_shipping, kept_shipping_tax);
+    let dropped_shipping = shipping - kept_shipping;
+    let tax = sum.tax + shipping_tax - kept_shipping_tax;
+    MoneyDelta {
+        subtotal: Money(sum.subtotal),
+        discount: Money(sum.discount),
+        tax: Money(tax),
+        shipping: Money(dropped_shipping),
+        total: Money(sum.net() + tax + dropped_shipping),
+    }
 }
 
 /// The reason to send: the given one, or the seed code's when none was given; a reason
