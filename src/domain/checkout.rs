@@ -49,42 +49,8 @@ pub fn create_cart(
         ..incoming.clone()
     };
     for (i, line) in incoming.lines.into_iter().enumerate() {
-        let field = format!("order.order.lines[{i}]");
-        let qty = line.quantity.0;
-        if qty < 0 {
-            return Err(DomainError::invalid(
-                format!("{field}.quantity"),
-                "must not be negative",
-            ));
-        }
-        if qty == 0 || qty > MAX_QUANTITY {
-            return Err(DomainError::unprocessable(
-                format!("{field}.quantity"),
-                format!("must be between 1 and {MAX_QUANTITY}"),
-            ));
-        }
-        let id = match line.id.clone().filter(|id| !id.0.is_empty()) {
-            Some(id) => id,
-            None => Id(ids.new_id()),
-        };
-        if order.lines.iter().any(|l| l.id.as_ref() == Some(&id)) {
-            return Err(DomainError::unprocessable(
-                format!("{field}.id"),
-                format!("line id {id} appears twice"),
-            ));
-        }
-        let query = SkuQuery {
-            product_id: line.external_product_id.as_deref(),
-            variant_id: line.external_variant_id.as_deref(),
-            options: &line.external_options,
-            fallback_ids: &[],
-        };
-        let sku = catalog.resolve(&query).ok_or_else(|| {
-            DomainError::unprocessable(&field, format!("no catalog product matches line {id}"))
-        })?;
-        let external_id = ids.new_id();
-        let hydrated = hydrate(line, id, external_id, sku);
-        order.lines.push(hydrated);
+        let line = new_line(line, i, &order.lines, catalog, ids)?;
+        order.lines.push(line);
     }
     if let Some(line) = first_understocked(&order.lines, catalog) {
         return Err(DomainError::unprocessable(
@@ -106,6 +72,46 @@ pub fn create_cart(
     }
     reprice(&mut order, catalog);
     Ok(order)
+}
+
+/// Line `i` of a create request, checked (quantity, an id not `earlier` used, a catalog
+/// product) and filled from the catalog. A line without an id gets one.
+fn new_line(
+    line: OrderLine,
+    i: usize,
+    earlier: &[OrderLine],
+    catalog: &Catalog,
+    ids: &mut dyn IdSource,
+) -> Result<OrderLine, DomainError> {
+    let field = format!("order.order.lines[{i}]");
+    let qty = line.quantity.0;
+    if qty < 0 {
+        return Err(DomainError::invalid(
+            format!("{field}.quantity"),
+            "must not be negative",
+        ));
+    }
+    if qty == 0 || qty > MAX_QUANTITY {
+        return Err(DomainError::unprocessable(
+            format!("{field}.quantity"),
+            format!("must be between 1 and {MAX_QUANTITY}"),
+        ));
+    }
+    let id = match line.id.clone().filter(|id| !id.0.is_empty()) {
+        Some(id) => id,
+        None => Id(ids.new_id()),
+    };
+    if earlier.iter().any(|l| l.id.as_ref() == Some(&id)) {
+        return Err(DomainError::unprocessable(
+            format!("{field}.id"),
+            format!("line id {id} appears twice"),
+        ));
+    }
+    let sku = sku_of(&line, catalog).ok_or_else(|| {
+        DomainError::unprocessable(&field, format!("no catalog product matches line {id}"))
+    })?;
+    let external_id = ids.new_id();
+    Ok(hydrate(line, id, external_id, sku))
 }
 
 /// Fills a line's seller-side data from its catalog item.

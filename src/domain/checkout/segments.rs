@@ -84,49 +84,61 @@ pub(super) fn apply_items(
                 }
             }
             (None, Some(0)) => {}
-            (None, q) => {
-                let fallback = [
-                    item.external_item_id.as_deref().unwrap_or(""),
-                    line_id.as_str(),
-                ];
-                let sku = catalog
-                    .resolve(&SkuQuery {
-                        product_id: item.external_product_id.as_deref(),
-                        variant_id: item.external_variant_id.as_deref(),
-                        options: &item.external_options,
-                        fallback_ids: &fallback,
-                    })
-                    .ok_or_else(|| {
-                        refuse(
-                            ReasonCode::ProductNotFound,
-                            format!("{at}: no catalog product matches item {line_id}"),
-                        )
-                    })?;
-                let mut line = OrderLine {
-                    quantity: Int64(q.unwrap_or(1)),
-                    external_options: item.external_options.clone(),
-                    ..Default::default()
-                };
-                if let Some(c) = &item.customizations {
-                    line.extra.insert("customizations".into(), c.clone());
-                }
-                let line = hydrate(line, line_id.clone(), ids.new_id(), sku);
-                // A shippable line added after the address is known ships with the first plan.
-                if line.fulfillment_mode == Some(FulfillmentModel::Physical) {
-                    if let Some(plan) = order.shipment_plans.first_mut() {
-                        plan.lines.push(LineReference {
-                            id: line_id.clone(),
-                            ..Default::default()
-                        });
-                    }
-                }
-                order.lines.push(line);
-            }
+            (None, q) => add_line(order, item, line_id, q.unwrap_or(1), &at, catalog, ids)?,
         }
     }
     check_stock(order, catalog)?;
     reprice(order, catalog);
     Ok("items updated".into())
+}
+
+/// Adds a line for item `at`, which the order does not have yet, filled from the catalog.
+/// A shippable line added after the address is known ships with the first plan.
+fn add_line(
+    order: &mut FastOrder,
+    item: &ItemUpdate,
+    line_id: &Id,
+    quantity: i64,
+    at: &str,
+    catalog: &Catalog,
+    ids: &mut dyn IdSource,
+) -> Result<(), Refusal> {
+    let fallback = [
+        item.external_item_id.as_deref().unwrap_or(""),
+        line_id.as_str(),
+    ];
+    let sku = catalog
+        .resolve(&SkuQuery {
+            product_id: item.external_product_id.as_deref(),
+            variant_id: item.external_variant_id.as_deref(),
+            options: &item.external_options,
+            fallback_ids: &fallback,
+        })
+        .ok_or_else(|| {
+            refuse(
+                ReasonCode::ProductNotFound,
+                format!("{at}: no catalog product matches item {line_id}"),
+            )
+        })?;
+    let mut line = OrderLine {
+        quantity: Int64(quantity),
+        external_options: item.external_options.clone(),
+        ..Default::default()
+    };
+    if let Some(c) = &item.customizations {
+        line.extra.insert("customizations".into(), c.clone());
+    }
+    let line = hydrate(line, line_id.clone(), ids.new_id(), sku);
+    if line.fulfillment_mode == Some(FulfillmentModel::Physical) {
+        if let Some(plan) = order.shipment_plans.first_mut() {
+            plan.lines.push(LineReference {
+                id: line_id.clone(),
+                ..Default::default()
+            });
+        }
+    }
+    order.lines.push(line);
+    Ok(())
 }
 
 pub(super) fn apply_coupon(
