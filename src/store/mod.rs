@@ -10,6 +10,8 @@
 //! was ever known by).
 
 pub mod copy;
+/// The PostgreSQL store (for several instances sharing one database).
+pub mod postgres;
 pub mod sled;
 
 use std::time::Duration;
@@ -83,6 +85,17 @@ impl OutboxState {
             OutboxState::Dead => "dead",
         }
     }
+
+    /// The inverse of [`OutboxState::as_str`].
+    pub fn parse(name: &str) -> Option<OutboxState> {
+        [
+            OutboxState::Pending,
+            OutboxState::Delivered,
+            OutboxState::Dead,
+        ]
+        .into_iter()
+        .find(|s| s.as_str() == name)
+    }
 }
 
 /// An outbox entry with its delivery state.
@@ -116,6 +129,30 @@ pub enum NextStep {
     Delivered,
     RetryAt(u64),
     Dead,
+}
+
+impl NextStep {
+    /// The state the entry is in afterwards.
+    pub fn state(self) -> OutboxState {
+        match self {
+            NextStep::Delivered => OutboxState::Delivered,
+            NextStep::RetryAt(_) => OutboxState::Pending,
+            NextStep::Dead => OutboxState::Dead,
+        }
+    }
+
+    /// Whether the attempt failed (and so takes a step of the retry schedule).
+    pub fn failed(self) -> bool {
+        self != NextStep::Delivered
+    }
+
+    /// When the next attempt is due, for a retry.
+    pub fn retry_at(self) -> Option<u64> {
+        match self {
+            NextStep::RetryAt(at) => Some(at),
+            NextStep::Delivered | NextStep::Dead => None,
+        }
+    }
 }
 
 /// The write half of an order change.
@@ -283,6 +320,3 @@ pub struct StoreCounts {
     pub outbox_pending: u64,
     pub outbox_dead: u64,
 }
-
-/// The PostgreSQL store (for several instances sharing one database).
-pub mod postgres;
