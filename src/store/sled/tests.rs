@@ -1,0 +1,82 @@
+//! Tests of what only the sled store can show: its directory lock and corrupt values.
+
+use tempfile::TempDir;
+
+use super::trees::ORDERS;
+use super::*;
+use crate::store::OrderWrite;
+
+const CACHE: u64 = 8 * 1024 * 1024;
+
+fn open(dir: &TempDir) -> SledStore {
+    SledStore::open(dir.path(), CACHE).expect("open")
+}
+
+/// Writes order `o1` (seller id `e1`) at `version`, recorded under `request_id`.
+fn write_o1(version: u64, expected_version: Option<u64>, request_id: &str) -> Commit {
+    let record = OrderRecord {
+        id: "o1".into(),
+        external_ids: vec!["e1".into()],
+        version,
+        body: format!("{{\"v\":{version}}}").into_bytes(),
+    };
+    let key = IdempotencyKey {
+        app_id: "app".into(),
+        request_id: request_id.into(),
+    };
+    let answer = IdempotencyRecord {
+        fingerprint: [7; 32],
+        status: 201,
+        body: b"{}".to_vec(),
+        created_at_ms: 1_000,
+    };
+    Commit {
+        order: Some(OrderWrite {
+            record,
+            expected_version,
+        }),
+        idempotency: Some((key, answer)),
+        outbox: Vec::new(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn second_open_of_a_held_directory_is_locked() {
+    let dir = TempDir::new().unwrap();
+    let first = open(&dir);
+    let err = SledStore::open(dir.path(), CACHE).err().expect("must fail");
+    assert!(
+        matches!(&err, StoreError::Locked(p) if p.contains(DB_DIR)),
+        "{err:?}"
+    );
+    drop(first);
+    // Dropping the store releases the lock.
+    drop(open(&dir));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn corrupt_values_are_reported_not_panicked() {
+    let dir = TempDir::new().unwrap();
+    let store = open(&dir);
+    store.commit(write_o1(1, None, "r1")).await.unwrap();
+    let valid = store.trees.orders.get("o1").unwrap().unwrap();
+
+    let garbage: [&[u8]; 4] = [b"", b"\x09junk", b"\x01\x00\x00", &valid[..valid.len() - 1]];
+    for bytes in garbage {
+        store.trees.orders.insert("o1", bytes).unwrap();
+        let err = store.get_order("o1").await.unwrap_err();
+        assert!(
+            matches!(&err, StoreError::Corrupt(m) if m.contains(ORDERS) && m.contains("o1")),
+            "{err:?}"
+        );
+        let err = store.find_order_by_external_id("e1").await.unwrap_err();
+        assert!(matches!(err, StoreError::Corrupt(_)), "{err:?}");
+        let err = store.commit(write_o1(2, Some(1), "r2")).await.unwrap_err();
+        assert!(matches!(err, StoreError::Corrupt(_)), "{err:?}");
+    }
+    let mut trailing = valid.to_vec();
+    trailing.push(0);
+    store.trees.orders.insert("o1", trailing).unwrap();
+    let err = store.get_order("o1").await.unwrap_err();
+    assert!(matches!(err, StoreError::Corrupt(_)), "{err:?}");
+}
