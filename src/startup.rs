@@ -236,10 +236,7 @@ pub async fn open_store(settings: &Settings) -> Result<Arc<dyn Store>, StartupEr
 /// The sled store in `data_dir` (created if need be) with `cache_capacity` bytes of cache;
 /// refused while another process has it open.
 pub async fn open_sled(data_dir: &Path, cache_capacity: u64) -> Result<Arc<dyn Store>, StoreError> {
-    let data_dir = data_dir.to_path_buf();
-    let store = tokio::task::spawn_blocking(move || SledStore::open(&data_dir, cache_capacity))
-        .await
-        .map_err(|e| StoreError::Io(e.to_string()))??;
+    let store = SledStore::open_blocking(data_dir.to_path_buf(), cache_capacity).await?;
     Ok(Arc::new(store))
 }
 

@@ -82,10 +82,7 @@ impl Location {
                         dir.display()
                     )));
                 }
-                let dir = dir.clone();
-                let store = tokio::task::spawn_blocking(move || SledStore::open(&dir, SLED_CACHE))
-                    .await
-                    .map_err(|e| StoreError::Io(format!("opening the sled store failed: {e}")))??;
+                let store = SledStore::open_blocking(dir.clone(), SLED_CACHE).await?;
                 Ok(Arc::new(store))
             }
             Location::Postgres(url) => {

@@ -141,8 +141,7 @@ impl PgOutbox {
 }
 
 /// Indexes every external id of an order (`$1` the ids, `$2` the order id).
-pub(super) const INDEX_EXTERNAL_IDS: &str =
-    "INSERT INTO order_external_ids (external_id, order_id) \
+const INDEX_EXTERNAL_IDS: &str = "INSERT INTO order_external_ids (external_id, order_id) \
      SELECT ext, $2 FROM unnest($1::text[]) AS ext \
      ON CONFLICT (external_id) DO UPDATE SET order_id = EXCLUDED.order_id \
      WHERE order_external_ids.order_id <> EXCLUDED.order_id";

@@ -19,7 +19,7 @@ pub(super) struct PgImport {
     outbox: Vec<PgImportedEntry>,
 }
 
-pub(super) struct PgImportedEntry {
+struct PgImportedEntry {
     entry: PgOutbox,
     state: &'static str,
     attempts: i64,

@@ -9,8 +9,8 @@
 //! - `outbox_attempts`: (event id, attempt number) → one [`Attempt`]
 //! - `fast_seller_migrations`: applied migrations, with their checksums
 //!
-//! Isolation: every transaction runs at READ COMMITTED and relies on row locks and unique
-//! indexes, not on SERIALIZABLE (pattern B of the reliability notes, §4.5):
+//! Isolation (what it promises: `docs/idempotency.md`, "No lost updates"): every transaction
+//! runs at READ COMMITTED and relies on row locks and unique indexes, not on SERIALIZABLE:
 //! - the idempotency key is claimed first with `INSERT … ON CONFLICT DO NOTHING`: a
 //!   concurrent writer of the same key waits for the first transaction, then inserts nothing
 //!   and gets [`StoreError::DuplicateRequest`];

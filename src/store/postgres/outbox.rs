@@ -11,7 +11,7 @@ use crate::store::{Attempt, NextStep, OutboxItem, StoreError};
 const U32_MAX: i64 = u32::MAX as i64;
 
 /// Claims due heads: see [`claim_once`].
-pub(super) const CLAIM: &str = "WITH claimable AS ( \
+const CLAIM: &str = "WITH claimable AS ( \
          SELECT o.id FROM outbox o \
          WHERE o.state = 'pending' \
            AND o.next_attempt_ms <= $1 \
@@ -181,7 +181,7 @@ pub(super) async fn get_outbox_once(
 }
 
 /// A read-only transaction that sees one snapshot.
-pub(super) async fn snapshot(
+async fn snapshot(
     client: &mut deadpool_postgres::Client,
 ) -> Result<deadpool_postgres::Transaction<'_>, tokio_postgres::Error> {
     client

@@ -33,34 +33,19 @@ pub(super) fn text<'a>(value: &'a str, what: &str) -> Result<&'a str, StoreError
     }
 }
 
-pub(super) fn corrupt(table: &str, id: &str, reason: &str) -> StoreError {
+fn corrupt(table: &str, id: &str, reason: &str) -> StoreError {
     StoreError::Corrupt(format!("table {table}, id {id:?}: {reason}"))
 }
 
-pub(super) fn stored_u64(
-    value: i64,
-    table: &str,
-    id: &str,
-    column: &str,
-) -> Result<u64, StoreError> {
+fn stored_u64(value: i64, table: &str, id: &str, column: &str) -> Result<u64, StoreError> {
     u64::try_from(value).map_err(|_| corrupt(table, id, &format!("negative {column}")))
 }
 
-pub(super) fn stored_u32(
-    value: i64,
-    table: &str,
-    id: &str,
-    column: &str,
-) -> Result<u32, StoreError> {
+fn stored_u32(value: i64, table: &str, id: &str, column: &str) -> Result<u32, StoreError> {
     u32::try_from(value).map_err(|_| corrupt(table, id, &format!("{column} out of range")))
 }
 
-pub(super) fn stored_u16(
-    value: i32,
-    table: &str,
-    id: &str,
-    column: &str,
-) -> Result<u16, StoreError> {
+fn stored_u16(value: i32, table: &str, id: &str, column: &str) -> Result<u16, StoreError> {
     u16::try_from(value).map_err(|_| corrupt(table, id, &format!("{column} out of range")))
 }
 

@@ -43,12 +43,12 @@ pub(super) fn corrupt(tree: &str, key: &[u8], reason: &str) -> StoreError {
     ))
 }
 
-pub(super) fn put_u64(w: &mut Vec<u8>, v: u64) {
+fn put_u64(w: &mut Vec<u8>, v: u64) {
     w.extend_from_slice(&v.to_be_bytes());
 }
 
 /// Length-prefixed bytes (`u64` big-endian length).
-pub(super) fn put_bytes(w: &mut Vec<u8>, bytes: &[u8]) {
+fn put_bytes(w: &mut Vec<u8>, bytes: &[u8]) {
     put_u64(w, bytes.len() as u64);
     w.extend_from_slice(bytes);
 }

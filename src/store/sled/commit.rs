@@ -1,5 +1,4 @@
-//! One [`Commit`] as one multi-tree transaction, and the group-commit flusher that makes
-//! it durable.
+//! One [`Commit`] as one multi-tree transaction (the flusher makes it durable afterwards).
 
 use sled::transaction::{abort, ConflictableTransactionError, TransactionalTree};
 use sled::Transactional;
@@ -45,7 +44,7 @@ impl Trees {
 }
 
 /// Checks the expected version, then writes the order and indexes its external ids.
-pub(super) fn write_order(
+fn write_order(
     orders: &TransactionalTree,
     order_ext: &TransactionalTree,
     order: &EncodedOrder,
@@ -79,14 +78,14 @@ pub(super) struct EncodedCommit {
 }
 
 /// An outbox entry as first queued, with its index keys.
-pub(super) struct EncodedOutbox {
+struct EncodedOutbox {
     id: String,
     value: Vec<u8>,
     due_key: Vec<u8>,
     order_key: Vec<u8>,
 }
 
-pub(super) struct EncodedOrder {
+struct EncodedOrder {
     id: String,
     external_ids: Vec<String>,
     expected_version: Option<u64>,

@@ -79,7 +79,7 @@ pub(super) struct EncodedImport {
     outbox: Vec<EncodedImportedEntry>,
 }
 
-pub(super) struct EncodedImportedEntry {
+struct EncodedImportedEntry {
     item: OutboxItem,
     attempts: Vec<Vec<u8>>,
 }

@@ -29,7 +29,7 @@ mod outbox;
 mod tests;
 mod trees;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -71,6 +71,15 @@ impl SledStore {
         let trees = Arc::new(Trees::open(&db)?);
         let flusher = Flusher::start(db)?;
         Ok(SledStore { trees, flusher })
+    }
+
+    /// [`SledStore::open`] on a blocking thread, off the async workers (opening reads the
+    /// log).
+    pub async fn open_blocking(
+        data_dir: PathBuf,
+        cache_capacity_bytes: u64,
+    ) -> Result<SledStore, StoreError> {
+        blocking(move || SledStore::open(&data_dir, cache_capacity_bytes)).await
     }
 
     /// Whether `data_dir` holds a store of this format (without opening or creating it).

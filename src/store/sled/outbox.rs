@@ -21,7 +21,7 @@ impl Trees {
     }
 
     /// The entry id at the head of an order's undelivered events.
-    pub(super) fn order_head(&self, order_id: &str) -> Result<Option<sled::IVec>, StoreError> {
+    fn order_head(&self, order_id: &str) -> Result<Option<sled::IVec>, StoreError> {
         let mut prefix = order_id.as_bytes().to_vec();
         prefix.push(0);
         match self.outbox_order.scan_prefix(&prefix).next() {

@@ -10,13 +10,13 @@ use super::keys::{idem_key, parse_idem_key};
 use crate::store::{IdempotencyKey, IdempotencyRecord, OrderRecord, StoreCounts, StoreError};
 
 pub(super) const ORDERS: &str = "v1.orders";
-pub(super) const ORDER_EXT: &str = "v1.order_ext";
+const ORDER_EXT: &str = "v1.order_ext";
 pub(super) const IDEM: &str = "v1.idem";
-pub(super) const IDEM_TIME: &str = "v1.idem_time";
+const IDEM_TIME: &str = "v1.idem_time";
 pub(super) const OUTBOX: &str = "v1.outbox";
 pub(super) const OUTBOX_DUE: &str = "v1.outbox_due";
-pub(super) const OUTBOX_ORDER: &str = "v1.outbox_order";
-pub(super) const OUTBOX_DEAD: &str = "v1.outbox_dead";
+const OUTBOX_ORDER: &str = "v1.outbox_order";
+const OUTBOX_DEAD: &str = "v1.outbox_dead";
 pub(super) const OUTBOX_ATTEMPTS: &str = "v1.outbox_attempts";
 
 /// The trees of the format, cheap to share with blocking tasks.
