@@ -1,6 +1,7 @@
 //! `/admin/v1`: the merchant's operations API, behind `Authorization: Bearer
 //! <FAST_SELLER_ADMIN_TOKEN>` (off when no token is configured).
 
+use super::echo::Echo;
 use super::error::ApiError;
 use super::respond;
 use super::AppState;
@@ -125,7 +126,9 @@ fn parse_status(text: &str) -> Result<OrderStatus, ServiceError> {
     OrderStatus::from_name(&upper)
         .or_else(|| OrderStatus::from_name(&format!("ORDER_STATUS_{upper}")))
         .or_else(|| upper.parse().ok().and_then(OrderStatus::from_number))
-        .ok_or_else(|| ServiceError::BadRequest(format!("status: `{text}` is not an order status")))
+        .ok_or_else(|| {
+            ServiceError::BadRequest(format!("status: `{}` is not an order status", Echo(text)))
+        })
 }
 
 /// Milliseconds since the epoch of an RFC 3339 time or a date (midnight UTC).
@@ -142,7 +145,8 @@ fn parse_time(field: &str, text: &str) -> Result<u64, ServiceError> {
         .and_then(|d| u64::try_from(d.as_millis()).ok())
         .ok_or_else(|| {
             ServiceError::BadRequest(format!(
-                "{field}: `{text}` is not an RFC 3339 time or a date YYYY-MM-DD"
+                "{field}: `{}` is not an RFC 3339 time or a date YYYY-MM-DD",
+                Echo(text)
             ))
         })
 }
@@ -210,7 +214,8 @@ fn if_match(req: &HttpRequest) -> Result<Option<u64>, ServiceError> {
     let bare = text.strip_prefix("W/").unwrap_or(text).trim_matches('"');
     bare.parse::<u64>().map(Some).map_err(|_| {
         ServiceError::BadRequest(format!(
-            "If-Match: `{text}` is not an order version (a number, as in the order's `version`)"
+            "If-Match: `{}` is not an order version (a number, as in the order's `version`)",
+            Echo(text)
         ))
     })
 }

@@ -1,7 +1,9 @@
 //! Reads a request body ourselves: JSON content type only, identity encoding only, a size
 //! limit checked before and while reading, and a deadline for the whole body (actix has no
-//! body timeout, so a client trickling bytes would otherwise hold a worker forever).
+//! body timeout, so a client trickling bytes would otherwise hold a worker forever). Header
+//! values quoted in a refusal are bounded ([`Echo`]).
 
+use super::echo::Echo;
 use super::error::ApiError;
 use actix_web::http::header;
 use actix_web::{web, HttpRequest};
@@ -52,7 +54,8 @@ fn check_content_type(req: &HttpRequest) -> Result<(), ApiError> {
         let enc = enc.to_str().unwrap_or("").trim();
         if !enc.eq_ignore_ascii_case("identity") {
             return Err(ApiError::UnsupportedMedia(format!(
-                "Content-Encoding `{enc}` is not supported; send the body uncompressed"
+                "Content-Encoding `{}` is not supported; send the body uncompressed",
+                Echo(enc)
             )));
         }
     }
@@ -65,7 +68,8 @@ fn check_content_type(req: &HttpRequest) -> Result<(), ApiError> {
     let mime = parts.next().unwrap_or("");
     if !mime.eq_ignore_ascii_case("application/json") {
         return Err(ApiError::UnsupportedMedia(format!(
-            "Content-Type must be application/json (got `{ct}`)"
+            "Content-Type must be application/json (got `{}`)",
+            Echo(ct)
         )));
     }
     for param in parts {
@@ -73,7 +77,8 @@ fn check_content_type(req: &HttpRequest) -> Result<(), ApiError> {
             let v = v.trim().trim_matches('"');
             if k.trim().eq_ignore_ascii_case("charset") && !v.eq_ignore_ascii_case("utf-8") {
                 return Err(ApiError::UnsupportedMedia(format!(
-                    "charset `{v}` is not supported; JSON must be UTF-8"
+                    "charset `{}` is not supported; JSON must be UTF-8",
+                    Echo(v)
                 )));
             }
         }

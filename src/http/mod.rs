@@ -3,6 +3,7 @@
 
 mod admin;
 pub mod body;
+pub mod echo;
 pub mod error;
 
 use crate::auth::{Authenticator, HeaderLookup};
@@ -80,8 +81,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 pub fn request_span(req: &ServiceRequest) -> Span {
     tracing::info_span!(
         "request",
-        method = %req.method(),
-        path = %req.path(),
+        method = %echo::Echo(req.method().as_str()),
+        path = %echo::Echo(req.path()),
         request_id = Empty,
         order_id = Empty,
     )
@@ -150,7 +151,8 @@ async fn fast_call(
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let verb = Verb::parse(&verb).ok_or_else(|| ApiError::NoRoute(req.path().to_string()))?;
+    let verb =
+        Verb::parse(&verb).ok_or_else(|| ApiError::NoRoute(echo::bounded_echo(req.path())))?;
     // Size limit first, then authentication over the raw bytes, then parsing.
     let body = body::read_json(&req, payload, state.limits).await?;
     let result = answer(&req, verb, body.clone(), &state).await;
@@ -218,12 +220,14 @@ fn respond(reply: Reply) -> HttpResponse {
 }
 
 async fn method_not_allowed(req: HttpRequest) -> Result<HttpResponse, ApiError> {
-    Err(ApiError::MethodNotAllowed(req.method().to_string()))
+    Err(ApiError::MethodNotAllowed(echo::bounded_echo(
+        req.method().as_str(),
+    )))
 }
 
 /// Unknown paths: 404 in the rpcStatus shape.
 pub async fn not_found(req: HttpRequest) -> Result<HttpResponse, ApiError> {
-    Err(ApiError::NoRoute(req.path().to_string()))
+    Err(ApiError::NoRoute(echo::bounded_echo(req.path())))
 }
 
 async fn healthz() -> HttpResponse {

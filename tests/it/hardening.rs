@@ -177,3 +177,100 @@ async fn retry_dead_requeues_each_dead_letter_once_against_a_refusing_receiver()
     );
     accept.abort();
 }
+
+// ---------------------------------------------------------------------------------------------
+// Reflected values are bounded
+// ---------------------------------------------------------------------------------------------
+
+/// Sends `POST <path>` with one extra header to the real binary; returns status and body.
+async fn post_with_header(base: &str, path: &str, header: (&str, &str)) -> (u16, String) {
+    let r = http_client()
+        .post(format!("{base}{path}"))
+        .header(header.0, header.1)
+        .body(r#"{"type":"ENTITY_TYPE_ORDER"}"#)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("POST {path} got no answer: {e}"));
+    (r.status().as_u16(), r.text().await.unwrap())
+}
+
+/// Item 8 of the attack review: an unauthenticated 100 KB `Content-Type` was echoed whole into
+/// the 415 answer and into one INFO log line. Every value a caller sends that an answer or a
+/// log line quotes (Content-Type, Content-Encoding, an unknown path) is cut to 128 bytes,
+/// escaped, with an ellipsis, in the answer and in the server's log.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reflected_header_values_and_paths_are_bounded_in_answers_and_logs() {
+    const HUGE: usize = 100_000;
+    let dir = tempfile::TempDir::new().unwrap();
+    let server = ServerProcess::start_with(
+        &[
+            std::ffi::OsStr::new("--data-dir"),
+            dir.path().as_os_str(),
+            std::ffi::OsStr::new("--auth"),
+            std::ffi::OsStr::new("hmac"),
+        ],
+        &[(
+            "FAST_SELLER_HMAC_SECRETS",
+            signing::generate_secret().as_str(),
+        )],
+    )
+    .await;
+    let base = server.base();
+    let content_type = format!("text/evil;{}", "A".repeat(HUGE));
+    let encoding = format!("evil\t{}", "B".repeat(HUGE));
+    let path = format!("/fast/v1/{}", "C".repeat(HUGE / 4));
+    let cases = [
+        (
+            "Content-Type",
+            post_with_header(&base, "/fast/v1/create", ("content-type", &content_type)).await,
+            415,
+            format!("text/evil;{}…", "A".repeat(118)),
+        ),
+        (
+            "Content-Encoding",
+            post_with_header(&base, "/fast/v1/create", ("content-encoding", &encoding)).await,
+            415,
+            // The tab is escaped (two bytes) and counts as such.
+            format!("evil\\t{}…", "B".repeat(122)),
+        ),
+        (
+            "path",
+            post_with_header(&base, &path, ("content-type", "application/json")).await,
+            404,
+            format!("/fast/v1/{}…", "C".repeat(119)),
+        ),
+    ];
+    for (what, (status, body), want_status, shown) in &cases {
+        assert_eq!(status, want_status, "{what}: {body}");
+        assert!(
+            body.len() < 512,
+            "{what}: a {}-byte answer echoes too much: {}…",
+            body.len(),
+            &body[..200]
+        );
+        let message = serde_json::from_str::<Value>(body).unwrap()["message"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        assert!(
+            message.contains(shown.as_str()),
+            "{what}: the message quotes the first 128 bytes, escaped, then …: {message}"
+        );
+    }
+    // The log: every line stays small, and the refusals are there (quoted the same way).
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let log = server.output();
+    let longest = log.lines().map(str::len).max().unwrap_or_default();
+    assert!(
+        longest < 2048,
+        "a {longest}-byte log line: values are echoed unbounded"
+    );
+    for (what, _, _, shown) in &cases {
+        // Its end: the log's JSON escapes the `\t` once more.
+        let end = &shown[shown.len() - 40..];
+        assert!(
+            log.contains(end),
+            "{what}: the refusal is logged with the bounded value\n{log}"
+        );
+    }
+}
