@@ -122,6 +122,14 @@ impl Metrics {
         Ok(())
     }
 
+    /// Sets the outbox backlog gauges (pending, dead): the one place they are refreshed.
+    pub fn set_backlog(&self, (pending, dead): (u64, u64)) {
+        self.outbox_pending
+            .set(i64::try_from(pending).unwrap_or(i64::MAX));
+        self.outbox_dead
+            .set(i64::try_from(dead).unwrap_or(i64::MAX));
+    }
+
     /// The Prometheus text exposition of every metric.
     pub fn render(&self) -> String {
         let mut out = Vec::new();

@@ -3,6 +3,7 @@
 //! Every check that fails has its own [`AuthError`] variant; its Display names the check and
 //! never a secret, a token or an expected MAC, so it may go into a 401 body and into logs.
 
+pub mod admin;
 pub mod jwks;
 pub mod jwt;
 

@@ -17,8 +17,8 @@
 //!
 //! 1. load `(order, ledger)` (a missing ledger is `Ledger::default()`);
 //! 2. [`check_version`]`(&ledger, if_match)` — `if_match` from an `If-Match` header or a
-//!    `version` field; `None` skips the check. Map [`ManageError::VersionMismatch`] to 409
-//!    and return `current`;
+//!    `version` field; `None` skips the check. [`ManageError::VersionMismatch`] is a
+//!    conflict and carries `current`;
 //! 3. call the action:
 //!    - [`cancel`]`(&order, &ledger, &CancelRequest, now_ms)` →
 //!      `(order, ledger, CancelOutcome)`;
@@ -38,7 +38,7 @@
 //!    - fulfil: `outcome.event` → `POST /v1/external/orders/{order_id}/business_event`;
 //!    - capture: the returned body → the same business-event path;
 //! 5. answer with the full order snapshot and the ledger (its `version` is the new ETag);
-//!    errors map through [`ManageError::http_status`].
+//!    each error names its [`ErrorKind`](crate::domain::ErrorKind) and a stable code.
 //!
 //! Reads (`GET` an order's management state) just return the stored pair. A retry with the
 //! same request id must be answered from the idempotency record, not re-applied (a second
@@ -99,6 +99,7 @@ mod audit;
 mod cancel;
 mod checks;
 mod codes;
+mod error;
 mod fast;
 mod fulfil;
 mod ledger;
@@ -113,6 +114,7 @@ pub use codes::{
     parse_cancel_reason, BusinessEventType, CancelReason, RefundMethod, RefundReason, RestockType,
     SeedCancelCode,
 };
+pub use error::ManageError;
 pub use fast::{
     fast_refund_body, BusinessEventBody, CancelOrderBody, FulfillmentEvent, RefundOrderBody,
     RefundOrderLine, ShippingInfo, WireLine,
@@ -126,7 +128,7 @@ pub use refund::{
 };
 
 use super::status::can_move;
-use crate::protocol::{FastOrder, Id, Money, OrderStatus};
+use crate::protocol::{FastOrder, Id, OrderStatus};
 use ledger::all_fulfilled;
 use serde::{Deserialize, Serialize};
 
@@ -150,132 +152,6 @@ pub struct Actor {
 pub struct LineQuantity {
     pub line_id: Id,
     pub quantity: i64,
-}
-
-/// Why an action is refused. Messages name the line and the numbers.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ManageError {
-    #[error("version {expected} is stale: the order is at version {current}")]
-    VersionMismatch { current: u64, expected: u64 },
-    #[error("the order has no Fast order id")]
-    MissingOrderId,
-    #[error("cannot {action}: the order is {}; {why}", .status.name())]
-    StatusForbids {
-        action: &'static str,
-        status: OrderStatus,
-        why: String,
-    },
-    #[error("line {index} of the order has no id")]
-    LineWithoutId { index: usize },
-    #[error(
-        "line {line}: the order has quantity {order_quantity} but the ledger expects \
-         {ledger_quantity}; the order changed outside order management"
-    )]
-    LedgerOutOfSync {
-        line: String,
-        order_quantity: i64,
-        ledger_quantity: i64,
-    },
-    #[error("line {line} is not on the order")]
-    UnknownLine { line: String },
-    #[error("line {line} is listed twice")]
-    DuplicateLine { line: String },
-    #[error("line {line}: quantity {quantity} must be at least 1")]
-    InvalidQuantity { line: String, quantity: i64 },
-    #[error("`lines` is empty: leave it out to {action} everything")]
-    NoLines { action: &'static str },
-    #[error("line {line}: cancel of {requested} exceeds the {available} unfulfilled and not yet canceled")]
-    ExceedsCancelable {
-        line: String,
-        requested: i64,
-        available: i64,
-    },
-    #[error("nothing left to cancel: every unit is fulfilled or already canceled")]
-    NothingToCancel,
-    #[error("line {line}: refund of {requested} exceeds the {refundable} refundable (restock `{restock}`)")]
-    ExceedsRefundable {
-        line: String,
-        requested: i64,
-        refundable: i64,
-        restock: RestockType,
-    },
-    #[error("line {line} is already fully refunded")]
-    LineFullyRefunded { line: String },
-    #[error("line {line}: restock `{restock}` is not allowed: {why}")]
-    RestockNotAllowed {
-        line: String,
-        restock: RestockType,
-        why: String,
-    },
-    #[error("shipping refund of {requested} exceeds the {refundable} left to refund")]
-    ShippingExceeds { requested: Money, refundable: Money },
-    #[error("{field}: {value} must not be negative")]
-    NegativeAmount { field: String, value: Money },
-    #[error("the refund is empty: give lines or shipping")]
-    EmptyRefund,
-    #[error("the refund does not match its calculation: {field} was {expected}, is now {actual}")]
-    RefundMismatch {
-        field: String,
-        expected: String,
-        actual: String,
-    },
-    #[error("{what}: refunds would reach {refunded}, more than the {paid} paid")]
-    ExceedsPaid {
-        what: String,
-        refunded: Money,
-        paid: Money,
-    },
-    #[error("{kind} id {id} is already used on this order")]
-    DuplicateId { kind: &'static str, id: String },
-    #[error("line {line}: fulfilment of {requested} exceeds the {available} left to fulfil")]
-    ExceedsFulfillable {
-        line: String,
-        requested: i64,
-        available: i64,
-    },
-    #[error("nothing left to fulfil")]
-    NothingToFulfil,
-    #[error("estimated_delivery_date: `{value}` is not a date YYYY-MM-DD")]
-    InvalidDate { value: String },
-    #[error("{field}: {message}")]
-    InvalidField { field: String, message: String },
-    #[error("payment was already cleared for capture (at {at_ms} ms)")]
-    AlreadyCaptured { at_ms: u64 },
-}
-
-impl ManageError {
-    /// The HTTP status the service should answer with: 400 malformed input, 409 a conflict
-    /// with the order's state (a stale `If-Match` too), 422 well-formed but not possible.
-    pub fn http_status(&self) -> u16 {
-        use ManageError::*;
-        match self {
-            VersionMismatch { .. }
-            | StatusForbids { .. }
-            | AlreadyCaptured { .. }
-            | LedgerOutOfSync { .. }
-            | RefundMismatch { .. }
-            | DuplicateId { .. } => 409,
-            InvalidQuantity { .. }
-            | InvalidDate { .. }
-            | InvalidField { .. }
-            | NegativeAmount { .. }
-            | NoLines { .. }
-            | DuplicateLine { .. }
-            | EmptyRefund => 400,
-            MissingOrderId
-            | LineWithoutId { .. }
-            | UnknownLine { .. }
-            | ExceedsCancelable { .. }
-            | NothingToCancel
-            | ExceedsRefundable { .. }
-            | LineFullyRefunded { .. }
-            | RestockNotAllowed { .. }
-            | ShippingExceeds { .. }
-            | ExceedsPaid { .. }
-            | ExceedsFulfillable { .. }
-            | NothingToFulfil => 422,
-        }
-    }
 }
 
 /// Optimistic concurrency: `if_match` is the version the caller last saw (`None`: no

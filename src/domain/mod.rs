@@ -4,41 +4,17 @@
 
 pub mod catalog;
 pub mod checkout;
+pub mod error;
 pub mod pricing;
 pub mod status;
 
 pub use catalog::{Catalog, CatalogError};
 pub use checkout::{apply_update, create_cart, delete, event_for, validate_update, UpdateOutcome};
+pub use error::{DomainError, ErrorKind};
 
 /// Makes the ids the seller assigns (order, line and plan `external_id`s, plan ids).
 pub trait IdSource {
     fn new_id(&mut self) -> String;
-}
-
-/// Why a whole request is refused (as opposed to one failed update segment).
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum DomainError {
-    /// Wrong shape or impossible values (HTTP 400).
-    #[error("{field}: {message}")]
-    Invalid { field: String, message: String },
-    /// Well-formed but not acceptable, e.g. an unknown product on create (HTTP 422).
-    #[error("{field}: {message}")]
-    Unprocessable { field: String, message: String },
-}
-
-impl DomainError {
-    pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
-        DomainError::Invalid {
-            field: field.into(),
-            message: message.into(),
-        }
-    }
-    pub fn unprocessable(field: impl Into<String>, message: impl Into<String>) -> Self {
-        DomainError::Unprocessable {
-            field: field.into(),
-            message: message.into(),
-        }
-    }
 }
 
 /// `reason_code` of a failed update segment (contract §4).

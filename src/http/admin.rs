@@ -2,9 +2,11 @@
 //! <FAST_SELLER_ADMIN_TOKEN>` (off when no token is configured).
 
 use super::echo::Echo;
-use super::error::ApiError;
+use super::error::{AdminError, ApiError};
 use super::respond;
-use super::AppState;
+use super::{AppState, Headers};
+use crate::auth::admin::{check_admin_token, AdminAuthError};
+use crate::config::Secret;
 use crate::protocol::OrderStatus;
 use crate::service::admin::{parse_state, MAX_LIST};
 use crate::service::orders::{OrderCall, OrderFilter};
@@ -12,12 +14,15 @@ use crate::service::{Reply, ServiceError};
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
-use sha2::{Digest, Sha256};
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     // A malformed query string is a 400 in the rpcStatus shape like every other refusal.
     let query = web::QueryConfig::default().error_handler(|e, _| {
-        ApiError::Service(ServiceError::BadRequest(format!("query string: {e}"))).into()
+        AdminError(ApiError::Service(ServiceError::invalid(
+            "invalid_query",
+            format!("query string: {e}"),
+        )))
+        .into()
     });
     cfg.app_data(query)
         .route("/outbox", web::get().to(list))
@@ -36,29 +41,12 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/orders/{id}/capture", action_route(Action::Capture));
 }
 
-/// Checks the bearer token in constant time (comparing digests).
-fn authorize(req: &HttpRequest, state: &AppState) -> Result<(), ApiError> {
-    let Some(expected) = &state.admin_token else {
-        return Err(ApiError::AdminAuth(
-            "disabled: set FAST_SELLER_ADMIN_TOKEN to enable it",
-        ));
-    };
-    let given = req
-        .headers()
-        .get("authorization")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .ok_or(ApiError::AdminAuth("missing bearer token"))?;
-    let a = Sha256::digest(given.trim().as_bytes());
-    let b = Sha256::digest(expected.expose().as_bytes());
-    let diff = a
-        .iter()
-        .zip(b.iter())
-        .fold(0u8, |acc, (x, y)| acc | (x ^ y));
-    if diff != 0 {
-        return Err(ApiError::AdminAuth("wrong bearer token"));
-    }
-    Ok(())
+/// The merchant API's bearer token check (`auth::admin`).
+fn authorize(req: &HttpRequest, state: &AppState) -> Result<(), AdminAuthError> {
+    check_admin_token(
+        &Headers(req.headers()),
+        state.admin_token.as_ref().map(Secret::expose),
+    )
 }
 
 #[derive(Deserialize)]
@@ -71,7 +59,7 @@ async fn list(
     req: HttpRequest,
     query: web::Query<ListQuery>,
     state: web::Data<AppState>,
-) -> Result<HttpResponse, ApiError> {
+) -> Result<HttpResponse, AdminError> {
     authorize(&req, &state)?;
     let filter = query.state.as_deref().map(parse_state).transpose()?;
     let items = state
@@ -85,7 +73,7 @@ async fn show(
     req: HttpRequest,
     id: web::Path<String>,
     state: web::Data<AppState>,
-) -> Result<HttpResponse, ApiError> {
+) -> Result<HttpResponse, AdminError> {
     authorize(&req, &state)?;
     Ok(HttpResponse::Ok().json(state.outbox.show(&id).await?))
 }
@@ -94,7 +82,7 @@ async fn retry(
     req: HttpRequest,
     id: web::Path<String>,
     state: web::Data<AppState>,
-) -> Result<HttpResponse, ApiError> {
+) -> Result<HttpResponse, AdminError> {
     authorize(&req, &state)?;
     Ok(HttpResponse::Ok().json(state.outbox.retry(&id).await?))
 }
@@ -102,7 +90,7 @@ async fn retry(
 async fn retry_dead(
     req: HttpRequest,
     state: web::Data<AppState>,
-) -> Result<HttpResponse, ApiError> {
+) -> Result<HttpResponse, AdminError> {
     authorize(&req, &state)?;
     let requeued = state.outbox.retry_all_dead().await?;
     Ok(HttpResponse::Ok().json(serde_json::json!({ "requeued": requeued })))
@@ -127,7 +115,10 @@ fn parse_status(text: &str) -> Result<OrderStatus, ServiceError> {
         .or_else(|| OrderStatus::from_name(&format!("ORDER_STATUS_{upper}")))
         .or_else(|| upper.parse().ok().and_then(OrderStatus::from_number))
         .ok_or_else(|| {
-            ServiceError::BadRequest(format!("status: `{}` is not an order status", Echo(text)))
+            ServiceError::invalid(
+                "invalid_query",
+                format!("status: `{}` is not an order status", Echo(text)),
+            )
         })
 }
 
@@ -144,10 +135,13 @@ fn parse_time(field: &str, text: &str) -> Result<u64, ServiceError> {
         .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
         .and_then(|d| u64::try_from(d.as_millis()).ok())
         .ok_or_else(|| {
-            ServiceError::BadRequest(format!(
-                "{field}: `{}` is not an RFC 3339 time or a date YYYY-MM-DD",
-                Echo(text)
-            ))
+            ServiceError::invalid(
+                "invalid_query",
+                format!(
+                    "{field}: `{}` is not an RFC 3339 time or a date YYYY-MM-DD",
+                    Echo(text)
+                ),
+            )
         })
 }
 
@@ -155,7 +149,7 @@ async fn list_orders(
     req: HttpRequest,
     query: web::Query<OrdersQuery>,
     state: web::Data<AppState>,
-) -> Result<HttpResponse, ApiError> {
+) -> Result<HttpResponse, AdminError> {
     authorize(&req, &state)?;
     let status = query.status.as_deref().map(parse_status).transpose()?;
     let filter = OrderFilter {
@@ -200,7 +194,7 @@ async fn show_order(
     req: HttpRequest,
     id: web::Path<String>,
     state: web::Data<AppState>,
-) -> Result<HttpResponse, ApiError> {
+) -> Result<HttpResponse, AdminError> {
     authorize(&req, &state)?;
     Ok(order_answer(state.service.show_order(&id).await?))
 }
@@ -213,10 +207,13 @@ fn if_match(req: &HttpRequest) -> Result<Option<u64>, ServiceError> {
     let text = value.to_str().unwrap_or("").trim();
     let bare = text.strip_prefix("W/").unwrap_or(text).trim_matches('"');
     bare.parse::<u64>().map(Some).map_err(|_| {
-        ServiceError::BadRequest(format!(
-            "If-Match: `{}` is not an order version (a number, as in the order's `version`)",
-            Echo(text)
-        ))
+        ServiceError::invalid(
+            "invalid_if_match",
+            format!(
+                "If-Match: `{}` is not an order version (a number, as in the order's `version`)",
+                Echo(text)
+            ),
+        )
     })
 }
 
@@ -234,14 +231,17 @@ impl ActionRequest {
         id: String,
         payload: web::Payload,
         state: &AppState,
-    ) -> Result<ActionRequest, ApiError> {
+    ) -> Result<ActionRequest, AdminError> {
         authorize(req, state)?;
         let idempotency_key = req
             .headers()
             .get("idempotency-key")
             .map(|v| {
                 v.to_str().map(str::to_owned).map_err(|_| {
-                    ServiceError::BadRequest("Idempotency-Key: must be visible ASCII".into())
+                    ServiceError::invalid(
+                        "idempotency_key_invalid",
+                        "Idempotency-Key: must be visible ASCII",
+                    )
                 })
             })
             .transpose()?;
@@ -304,7 +304,7 @@ async fn order_action(
     id: web::Path<String>,
     payload: web::Payload,
     state: web::Data<AppState>,
-) -> Result<HttpResponse, ApiError> {
+) -> Result<HttpResponse, AdminError> {
     let request = ActionRequest::read(&req, id.into_inner(), payload, &state).await?;
     let call = request.call();
     let service = &state.service;

@@ -53,7 +53,7 @@ pub struct AppState {
 }
 
 /// Header access for the authenticators.
-struct Headers<'a>(&'a actix_web::http::header::HeaderMap);
+pub(crate) struct Headers<'a>(pub(crate) &'a actix_web::http::header::HeaderMap);
 
 impl HeaderLookup for Headers<'_> {
     fn get(&self, name: &str) -> Option<&str> {
@@ -253,14 +253,7 @@ async fn docs() -> HttpResponse {
 
 async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     if let Ok(backlog) = state.outbox.backlog().await {
-        state
-            .metrics
-            .outbox_pending
-            .set(i64::try_from(backlog.pending).unwrap_or(i64::MAX));
-        state
-            .metrics
-            .outbox_dead
-            .set(i64::try_from(backlog.dead).unwrap_or(i64::MAX));
+        state.metrics.set_backlog((backlog.pending, backlog.dead));
     }
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4")

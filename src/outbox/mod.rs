@@ -183,12 +183,7 @@ impl Outbox {
         let Ok(now) = self.store.outbox_backlog().await else {
             return;
         };
-        self.metrics
-            .outbox_pending
-            .set(i64::try_from(now.0).unwrap_or(i64::MAX));
-        self.metrics
-            .outbox_dead
-            .set(i64::try_from(now.1).unwrap_or(i64::MAX));
+        self.metrics.set_backlog(now);
         if now != *last {
             if now.1 > 0 {
                 tracing::warn!(

@@ -161,7 +161,10 @@ impl Service {
             }
             EntityType::Order => {
                 let lookup = req.order.ok_or_else(|| {
-                    ServiceError::BadRequest("order: the order segment is required".into())
+                    ServiceError::invalid(
+                        "order_segment_missing",
+                        "order: the order segment is required",
+                    )
                 })?;
                 let loaded = self.find(&lookup).await?;
                 let body =

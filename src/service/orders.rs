@@ -370,10 +370,10 @@ impl Service {
             (Some(calc), _) => Seen::Calculation(calc),
             (None, Some(total)) => Seen::Total(total),
             (None, None) => {
-                return Err(ServiceError::BadRequest(
+                return Err(ServiceError::invalid(
+                    "refund_not_calculated",
                     "give `calculation` (as answered by refunds/calculate) or its total \
-                     `amount`: a refund is created only as calculated"
-                        .into(),
+                     `amount`: a refund is created only as calculated",
                 ))
             }
         };

@@ -8,6 +8,7 @@ use super::idempotency::in_flight::{self, Marker};
 use super::idempotency::{KeyGuard, Stamp};
 use super::records::Loaded;
 use super::{Reply, Service, ServiceError};
+use crate::domain::ErrorKind;
 use crate::metrics::Metrics;
 use crate::protocol::{OrderLookup, OrderStatus};
 use crate::store::{Commit, IdempotencyKey, StoreError};
@@ -120,19 +121,22 @@ impl Service {
             }
         }
         if lookup.fast_id().is_none() && lookup.seller_id().is_none() {
-            return Err(ServiceError::BadRequest(
-                "order: order_id, external_id or external_order_id is required".into(),
+            return Err(ServiceError::invalid(
+                "order_id_missing",
+                "order: order_id, external_id or external_order_id is required",
             ));
         }
-        let record = record.ok_or_else(|| {
-            ServiceError::NotFound(format!(
+        let record = record.ok_or_else(|| ServiceError::Refused {
+            kind: ErrorKind::NotFound,
+            code: "order_not_found",
+            message: format!(
                 "no order with {}",
                 lookup
                     .fast_id()
                     .map(|id| format!("order_id {id}"))
                     .or_else(|| lookup.seller_id().map(|id| format!("external_id {id}")))
                     .unwrap_or_default()
-            ))
+            ),
         })?;
         Span::current().record("order_id", record.id.as_str());
         Loaded::decode(record)

@@ -796,6 +796,15 @@ async fn a_stale_if_match_is_refused() {
         None,
         "a stale version is no reason to wait and retry"
     );
+    assert_eq!(
+        stale_resp.json()["details"],
+        json!([{
+            "@type": "type.googleapis.com/google.rpc.ErrorInfo",
+            "reason": "version_mismatch",
+            "domain": "fast-seller",
+        }]),
+        "the merchant API names the cause with a stable code"
+    );
     let current = format!("\"{v}\"");
     let action = admin(
         &app,
@@ -1231,6 +1240,12 @@ async fn the_merchant_scope_is_no_app_id_for_fast() {
     let app = spawn(&fake).await;
     let mut body = create_body("scope-1", "F-SCOPE", &[("L-1", "mug-01", 1)]);
     body["app_id"] = json!("fast-seller:admin");
-    let msg = refused(&app.post("create", &body).await, 400, "the reserved app id");
+    let r = app.post("create", &body).await;
+    let msg = refused(&r, 400, "the reserved app id");
     assert!(msg.contains("reserved"), "{msg}");
+    assert_eq!(
+        r.json()["details"],
+        json!([]),
+        "Fast's endpoints keep details: []"
+    );
 }

@@ -2,7 +2,8 @@ use super::money::{recompute_totals, shipping_tax_of, LineMoney};
 use super::*;
 use crate::domain::pricing::round;
 use crate::protocol::{
-    FulfillmentModel, Int64, LineReference, OrderDiscount, OrderLine, ShipmentPlan, ShippingOption,
+    FulfillmentModel, Int64, LineReference, Money, OrderDiscount, OrderLine, ShipmentPlan,
+    ShippingOption,
 };
 use rust_decimal::Decimal;
 
@@ -485,7 +486,7 @@ fn cancel_is_refused_on_a_cart_and_from_fulfilled_on() {
             "{status:?}: {err}"
         );
         assert!(err.to_string().contains(why), "{status:?}: {err}");
-        assert_eq!(err.http_status(), 409);
+        assert_eq!(err.kind(), crate::domain::ErrorKind::Conflict);
     }
     for status in [
         OrderStatus::Pending,
@@ -1030,7 +1031,7 @@ fn refund_create_must_match_its_calculation_to_the_cent() {
         err.to_string(),
         "the refund does not match its calculation: amount was 15.13, is now 15.12"
     );
-    assert_eq!(err.http_status(), 409);
+    assert_eq!(err.kind(), crate::domain::ErrorKind::Conflict);
 
     let mut tampered = calc.clone();
     tampered.lines[0].amount_excl_tax = m("9.01");
@@ -1058,7 +1059,7 @@ fn refund_create_must_match_its_calculation_to_the_cent() {
         matches!(err, ManageError::RefundMismatch { ref field, .. } if field == "shipping.amount_excl_tax"),
         "{err}"
     );
-    assert_eq!(err.http_status(), 409);
+    assert_eq!(err.kind(), crate::domain::ErrorKind::Conflict);
 
     // Unchanged: recorded.
     let (_, led3, r) = refund_create(&o, &led, &req, &calc, "r1", 5).unwrap();
@@ -1353,7 +1354,7 @@ fn capture_once_then_refuse() {
     );
     let err = capture(&o, &led, &actor(), 43).unwrap_err();
     assert_eq!(err, ManageError::AlreadyCaptured { at_ms: 42 });
-    assert_eq!(err.http_status(), 409);
+    assert_eq!(err.kind(), crate::domain::ErrorKind::Conflict);
 }
 
 #[test]
@@ -1438,7 +1439,7 @@ fn version_checks_and_every_action_bumps_it() {
         err.to_string(),
         "version 3 is stale: the order is at version 4"
     );
-    assert_eq!(err.http_status(), 409);
+    assert_eq!(err.kind(), crate::domain::ErrorKind::Conflict);
 }
 
 #[test]

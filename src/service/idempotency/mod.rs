@@ -35,18 +35,20 @@ impl Stamp {
             return Ok(None);
         };
         if request_id.0.trim().is_empty() {
-            return Err(ServiceError::BadRequest(
-                "request_id: must not be empty".into(),
+            return Err(ServiceError::invalid(
+                "request_id_empty",
+                "request_id: must not be empty",
             ));
         }
         let app_id = header.app_id.clone().unwrap_or_default();
         if app_id.contains('\0') || app_id.len() > MAX_ID_LEN {
-            return Err(ServiceError::BadRequest("app_id: invalid".into()));
+            return Err(ServiceError::invalid("app_id_invalid", "app_id: invalid"));
         }
         if app_id == ADMIN_SCOPE {
-            return Err(ServiceError::BadRequest(format!(
-                "app_id: `{app_id}` is reserved for the merchant API"
-            )));
+            return Err(ServiceError::invalid(
+                "app_id_reserved",
+                format!("app_id: `{app_id}` is reserved for the merchant API"),
+            ));
         }
         let key = IdempotencyKey {
             app_id,
@@ -66,9 +68,10 @@ impl Stamp {
             return Ok(None);
         };
         if request_id.trim().is_empty() || request_id.len() > MAX_ID_LEN {
-            return Err(ServiceError::BadRequest(format!(
-                "Idempotency-Key: must be 1 to {MAX_ID_LEN} characters"
-            )));
+            return Err(ServiceError::invalid(
+                "idempotency_key_invalid",
+                format!("Idempotency-Key: must be 1 to {MAX_ID_LEN} characters"),
+            ));
         }
         let key = IdempotencyKey {
             app_id: ADMIN_SCOPE.into(),
