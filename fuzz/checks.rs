@@ -204,7 +204,7 @@ pub fn signature_headers(data: &[u8]) {
     let (lines, body) = split_webhook_frame(data);
     let headers = frame_headers(&lines);
     let verify = |h: &Vec<(&str, &str)>, body: &[u8]| {
-        signing::verify(&f.secrets, h, body, now, DEFAULT_TOLERANCE_SECS)
+        signing::verify(&f.secrets, h, body, now, DEFAULT_TOLERANCE_SECS).map_err(AuthError::from)
     };
 
     let result = verify(&headers, body);

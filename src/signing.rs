@@ -12,8 +12,6 @@ use hmac::{Hmac, Mac};
 use rand::RngCore as _;
 use sha2::Sha256;
 
-use crate::auth::{AuthError, HeaderLookup};
-
 type HmacSha256 = Hmac<Sha256>;
 
 /// Header carrying the message id.
@@ -35,6 +33,40 @@ const SECRET_B64: GeneralPurpose = GeneralPurpose::new(
     &alphabet::STANDARD,
     GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
 );
+
+/// Read access to request headers; names are matched case-insensitively.
+pub trait HeaderLookup {
+    /// The first value of header `name`, if present and readable as text.
+    fn get(&self, name: &str) -> Option<&str>;
+}
+
+impl<K: AsRef<str>, V: AsRef<str>> HeaderLookup for [(K, V)] {
+    fn get(&self, name: &str) -> Option<&str> {
+        self.iter()
+            .find(|(k, _)| k.as_ref().eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_ref())
+    }
+}
+
+impl<K: AsRef<str>, V: AsRef<str>> HeaderLookup for Vec<(K, V)> {
+    fn get(&self, name: &str) -> Option<&str> {
+        HeaderLookup::get(self.as_slice(), name)
+    }
+}
+
+/// Why a signed request was refused. Display names the failed check only, never a secret
+/// or an expected MAC.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum VerifyError {
+    #[error("missing header {0}")]
+    MissingHeader(&'static str),
+    #[error("malformed header {0}")]
+    MalformedHeader(&'static str),
+    #[error("bad signature")]
+    BadSignature,
+    #[error("timestamp outside the tolerance window")]
+    TimestampOutsideWindow,
+}
 
 /// Why a secret was refused. Never contains the secret.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -171,24 +203,24 @@ pub fn verify(
     body: &[u8],
     now_secs: i64,
     tolerance_secs: i64,
-) -> Result<(), AuthError> {
+) -> Result<(), VerifyError> {
     let msg_id = headers
         .get(HEADER_ID)
-        .ok_or(AuthError::MissingHeader(HEADER_ID))?;
+        .ok_or(VerifyError::MissingHeader(HEADER_ID))?;
     let timestamp = headers
         .get(HEADER_TIMESTAMP)
-        .ok_or(AuthError::MissingHeader(HEADER_TIMESTAMP))?;
+        .ok_or(VerifyError::MissingHeader(HEADER_TIMESTAMP))?;
     let signatures = headers
         .get(HEADER_SIGNATURE)
-        .ok_or(AuthError::MissingHeader(HEADER_SIGNATURE))?;
+        .ok_or(VerifyError::MissingHeader(HEADER_SIGNATURE))?;
 
     if msg_id.is_empty() || msg_id.contains('.') {
-        return Err(AuthError::MalformedHeader(HEADER_ID));
+        return Err(VerifyError::MalformedHeader(HEADER_ID));
     }
-    let ts = parse_timestamp(timestamp).ok_or(AuthError::MalformedHeader(HEADER_TIMESTAMP))?;
+    let ts = parse_timestamp(timestamp).ok_or(VerifyError::MalformedHeader(HEADER_TIMESTAMP))?;
     let skew = (i128::from(now_secs) - i128::from(ts)).abs();
     if skew > i128::from(tolerance_secs) {
-        return Err(AuthError::TimestampOutsideWindow);
+        return Err(VerifyError::TimestampOutsideWindow);
     }
 
     let macs: Vec<Vec<u8>> = signatures
@@ -205,7 +237,7 @@ pub fn verify(
         })
         .collect();
     if macs.is_empty() {
-        return Err(AuthError::MalformedHeader(HEADER_SIGNATURE));
+        return Err(VerifyError::MalformedHeader(HEADER_SIGNATURE));
     }
 
     for secret in secrets {
@@ -217,7 +249,7 @@ pub fn verify(
             return Ok(());
         }
     }
-    Err(AuthError::BadSignature)
+    Err(VerifyError::BadSignature)
 }
 
 #[cfg(test)]
@@ -252,8 +284,24 @@ mod tests {
         secrets: &[WebhookSecret],
         h: &[(String, String)],
         body: &[u8],
-    ) -> Result<(), AuthError> {
+    ) -> Result<(), VerifyError> {
         verify(secrets, &h.to_vec(), body, SW_A_TS, DEFAULT_TOLERANCE_SECS)
+    }
+
+    #[test]
+    fn header_lookup_is_case_insensitive_and_returns_the_first() {
+        let h = vec![
+            ("Webhook-ID".to_string(), "a".to_string()),
+            ("webhook-id".to_string(), "b".to_string()),
+        ];
+        assert_eq!(h.get("webhook-id"), Some("a"));
+        assert_eq!(h.get("WEBHOOK-ID"), Some("a"));
+        assert_eq!(h.get("webhook-timestamp"), None);
+        let borrowed: &[(&str, &str)] = &[("Authorization", "Bearer x")];
+        assert_eq!(
+            HeaderLookup::get(borrowed, "authorization"),
+            Some("Bearer x")
+        );
     }
 
     fn sw_a_headers(sig: &str) -> Vec<(String, String)> {
@@ -286,7 +334,7 @@ mod tests {
         let a = [secret(SW_A_SECRET)];
         assert_eq!(
             check(&a, &sw_a_headers(&near), SW_A_BODY),
-            Err(AuthError::BadSignature)
+            Err(VerifyError::BadSignature)
         );
     }
 
@@ -310,37 +358,40 @@ mod tests {
 
         let mut body = SW_A_BODY.to_vec();
         body[3] ^= 1;
-        assert_eq!(check(&a, &ok, &body), Err(AuthError::BadSignature));
+        assert_eq!(check(&a, &ok, &body), Err(VerifyError::BadSignature));
         assert_eq!(
             check(&a, &ok, br#"{"test":  2432232314}"#),
-            Err(AuthError::BadSignature)
+            Err(VerifyError::BadSignature)
         );
         // Re-serialised JSON (no space): different bytes, so rejected.
         assert_eq!(
             check(&a, &ok, br#"{"test":2432232314}"#),
-            Err(AuthError::BadSignature)
+            Err(VerifyError::BadSignature)
         );
         let h = hdrs(
             "msg_p5jXN8AQM9LWM0D4loKWxJeK",
             &SW_A_TS.to_string(),
             SW_A_SIG,
         );
-        assert_eq!(check(&a, &h, SW_A_BODY), Err(AuthError::BadSignature));
+        assert_eq!(check(&a, &h, SW_A_BODY), Err(VerifyError::BadSignature));
         let h = hdrs(SW_A_ID, &(SW_A_TS + 1).to_string(), SW_A_SIG);
-        assert_eq!(check(&a, &h, SW_A_BODY), Err(AuthError::BadSignature));
+        assert_eq!(check(&a, &h, SW_A_BODY), Err(VerifyError::BadSignature));
         // Flip one bit of the MAC.
         let mut mac = STANDARD.decode(&SW_A_SIG[3..]).expect("b64");
         mac[0] ^= 0x80;
         let flipped = format!("v1,{}", STANDARD.encode(&mac));
         assert_eq!(
             check(&a, &sw_a_headers(&flipped), SW_A_BODY),
-            Err(AuthError::BadSignature)
+            Err(VerifyError::BadSignature)
         );
         // Wrong secret.
         let other = [secret(SW_B_SECRET)];
-        assert_eq!(check(&other, &ok, SW_A_BODY), Err(AuthError::BadSignature));
+        assert_eq!(
+            check(&other, &ok, SW_A_BODY),
+            Err(VerifyError::BadSignature)
+        );
         // No secrets configured: nothing can match.
-        assert_eq!(check(&[], &ok, SW_A_BODY), Err(AuthError::BadSignature));
+        assert_eq!(check(&[], &ok, SW_A_BODY), Err(VerifyError::BadSignature));
     }
 
     // AUTH-03
@@ -352,12 +403,12 @@ mod tests {
             let h: Vec<(String, String)> =
                 full.iter().filter(|(k, _)| k != name).cloned().collect();
             let err = check(&a, &h, SW_A_BODY).expect_err("must fail");
-            assert_eq!(err, AuthError::MissingHeader(name));
+            assert_eq!(err, VerifyError::MissingHeader(name));
             assert!(err.to_string().contains(name));
         }
         assert_eq!(
             check(&a, &[], SW_A_BODY),
-            Err(AuthError::MissingHeader(HEADER_ID))
+            Err(VerifyError::MissingHeader(HEADER_ID))
         );
     }
 
@@ -380,14 +431,14 @@ mod tests {
         let at = |now: i64| verify(&a, &h, SW_A_BODY, now, 300);
         assert_eq!(at(SW_A_TS + 299), Ok(()));
         assert_eq!(at(SW_A_TS + 300), Ok(()));
-        assert_eq!(at(SW_A_TS + 301), Err(AuthError::TimestampOutsideWindow));
-        assert_eq!(at(SW_A_TS + 360), Err(AuthError::TimestampOutsideWindow));
+        assert_eq!(at(SW_A_TS + 301), Err(VerifyError::TimestampOutsideWindow));
+        assert_eq!(at(SW_A_TS + 360), Err(VerifyError::TimestampOutsideWindow));
         assert_eq!(at(SW_A_TS - 299), Ok(()));
         assert_eq!(at(SW_A_TS - 300), Ok(()));
-        assert_eq!(at(SW_A_TS - 301), Err(AuthError::TimestampOutsideWindow));
-        assert_eq!(at(SW_A_TS - 360), Err(AuthError::TimestampOutsideWindow));
-        assert_eq!(at(i64::MAX), Err(AuthError::TimestampOutsideWindow));
-        assert_eq!(at(i64::MIN), Err(AuthError::TimestampOutsideWindow));
+        assert_eq!(at(SW_A_TS - 301), Err(VerifyError::TimestampOutsideWindow));
+        assert_eq!(at(SW_A_TS - 360), Err(VerifyError::TimestampOutsideWindow));
+        assert_eq!(at(i64::MAX), Err(VerifyError::TimestampOutsideWindow));
+        assert_eq!(at(i64::MIN), Err(VerifyError::TimestampOutsideWindow));
     }
 
     // AUTH-05
@@ -410,7 +461,7 @@ mod tests {
             let h = hdrs(SW_A_ID, ts, SW_A_SIG);
             assert_eq!(
                 check(&a, &h, SW_A_BODY),
-                Err(AuthError::MalformedHeader(HEADER_TIMESTAMP)),
+                Err(VerifyError::MalformedHeader(HEADER_TIMESTAMP)),
                 "timestamp {ts:?}"
             );
         }
@@ -419,7 +470,7 @@ mod tests {
         let h = hdrs(SW_A_ID, &ms, SW_A_SIG);
         assert_eq!(
             check(&a, &h, SW_A_BODY),
-            Err(AuthError::TimestampOutsideWindow)
+            Err(VerifyError::TimestampOutsideWindow)
         );
     }
 
@@ -430,7 +481,7 @@ mod tests {
             let h = hdrs(id, &SW_A_TS.to_string(), SW_A_SIG);
             assert_eq!(
                 check(&a, &h, SW_A_BODY),
-                Err(AuthError::MalformedHeader(HEADER_ID))
+                Err(VerifyError::MalformedHeader(HEADER_ID))
             );
         }
     }
@@ -440,7 +491,7 @@ mod tests {
     fn signature_lists() {
         let a = [secret(SW_A_SECRET)];
         let mac = &SW_A_SIG[3..];
-        let malformed = Err(AuthError::MalformedHeader(HEADER_SIGNATURE));
+        let malformed = Err(VerifyError::MalformedHeader(HEADER_SIGNATURE));
         for sig in [
             "v1",
             "v1,",
@@ -466,7 +517,7 @@ mod tests {
         let mut list: Vec<String> = vec![wrong.to_string(); 50];
         assert_eq!(
             check(&a, &sw_a_headers(&list.join(" ")), SW_A_BODY),
-            Err(AuthError::BadSignature)
+            Err(VerifyError::BadSignature)
         );
         list.push(SW_A_SIG.to_string());
         assert_eq!(check(&a, &sw_a_headers(&list.join(" ")), SW_A_BODY), Ok(()));
@@ -501,7 +552,7 @@ mod tests {
         let only_new = [new];
         assert_eq!(
             check(&only_new, &sw_a_headers(&sig_old), SW_A_BODY),
-            Err(AuthError::BadSignature)
+            Err(VerifyError::BadSignature)
         );
         assert_eq!(check(&only_new, &sw_a_headers(&sig_new), SW_A_BODY), Ok(()));
     }
