@@ -2,7 +2,7 @@
 //! Read once, validated once into typed values; a bad setting stops start-up with one line
 //! naming it.
 
-use crate::signing::WebhookSecret;
+use crate::signing::{self, WebhookSecret};
 use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -80,7 +80,7 @@ pub struct Settings {
     pub log_format: LogFormat,
     pub shutdown_timeout: Duration,
     /// Delivery of outbox events to the commerce backend.
-    pub outbox: crate::outbox::OutboxSettings,
+    pub outbox: OutboxSettings,
     pub webhook_url: Option<String>,
     pub webhook_secret: Option<WebhookSecret>,
     pub nats_url: String,
@@ -121,7 +121,7 @@ impl Settings {
             workers: 0,
             log_format: LogFormat::Auto,
             shutdown_timeout: Duration::from_secs(30),
-            outbox: crate::outbox::OutboxSettings::default(),
+            outbox: OutboxSettings::default(),
             webhook_url: None,
             webhook_secret: None,
             nats_url: "nats://127.0.0.1:4222".into(),
@@ -135,6 +135,60 @@ impl Settings {
             fast_api_token: None,
             insecure_allow_public: false,
             record: None,
+        }
+    }
+}
+
+/// Delivery of outbox events: the retry schedule, parallelism and timeouts.
+#[derive(Debug, Clone)]
+pub struct OutboxSettings {
+    pub policy: RetryPolicy,
+    /// Deliveries in flight at once (each to a different order).
+    pub concurrency: usize,
+    pub attempt_timeout: Duration,
+    /// Longest sleep between looks at the queue.
+    pub poll_interval: Duration,
+}
+
+impl Default for OutboxSettings {
+    fn default() -> Self {
+        OutboxSettings {
+            policy: RetryPolicy::default(),
+            concurrency: 16,
+            attempt_timeout: Duration::from_secs(15),
+            poll_interval: Duration::from_secs(1),
+        }
+    }
+}
+
+/// The retry schedule of outbox deliveries (the worker applies it in `outbox::schedule`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RetryPolicy {
+    /// Delay after the 1st, 2nd, … failure; after the last one the entry is dead.
+    pub delays: Vec<Duration>,
+    /// Largest extra fraction of a delay added at random (0.1 = up to 10 %).
+    pub jitter: f64,
+    /// `Retry-After` values are honoured up to this.
+    pub max_retry_after: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        let s = Duration::from_secs;
+        RetryPolicy {
+            delays: vec![
+                s(5),
+                s(5 * 60),
+                s(30 * 60),
+                s(2 * 3600),
+                s(5 * 3600),
+                s(10 * 3600),
+                s(14 * 3600),
+                s(20 * 3600),
+                s(24 * 3600),
+            ],
+            jitter: 0.1,
+            max_retry_after: s(10 * 3600),
         }
     }
 }
@@ -300,89 +354,29 @@ impl RawSettings {
     }
 
     /// Layers these (flags and env) over `file` and the defaults, and validates the result.
+    /// Settings are checked in the order of [`Settings`]' fields; the first bad one is named.
     pub fn resolve(self, file: Option<RawSettings>) -> Result<Settings, ConfigError> {
         let raw = self.with_secret_env().or(file.unwrap_or_default());
         let d = Settings::new(
             SocketAddr::from(([127, 0, 0, 1], 8080)),
             PathBuf::from("./data"),
         );
-        let mut outbox = d.outbox.clone();
-        outbox.concurrency = value(
-            "outbox_concurrency",
-            raw.outbox_concurrency,
-            outbox.concurrency,
-            |v| match v.parse::<usize>() {
-                Ok(n) if (1..=1024).contains(&n) => Ok(n),
-                _ => Err("expected a number from 1 to 1024".into()),
-            },
-        )?;
-        outbox.attempt_timeout = value(
-            "outbox_attempt_timeout",
-            raw.outbox_attempt_timeout,
-            outbox.attempt_timeout,
-            duration,
-        )?;
+        let outbox = outbox(raw.outbox_concurrency, raw.outbox_attempt_timeout, d.outbox)?;
         let s = Settings {
-            listen: value("listen", raw.listen, d.listen, |v| {
-                v.parse::<SocketAddr>()
-                    .map_err(|_| "expected an address such as 127.0.0.1:8080".into())
-            })?,
+            listen: value("listen", raw.listen, d.listen, socket_addr)?,
             data_dir: raw.data_dir.map(PathBuf::from).unwrap_or(d.data_dir),
-            record: raw
-                .record
-                .filter(|v| !v.trim().is_empty())
-                .map(PathBuf::from),
-            store: {
-                let pool_size = value("store_pool_size", raw.store_pool_size, 16, |v| match v
-                    .parse::<usize>()
-                {
-                    Ok(n) if (1..=512).contains(&n) => Ok(n),
-                    _ => Err("expected a number from 1 to 512".into()),
-                })?;
-                value("store", raw.store, StoreConfig::Sled, |v| {
-                    if v == "sled" {
-                        Ok(StoreConfig::Sled)
-                    } else if v.starts_with("postgres://") || v.starts_with("postgresql://") {
-                        Ok(StoreConfig::Postgres {
-                            url: Secret::new(v),
-                            pool_size,
-                        })
-                    } else {
-                        Err("expected sled or a postgres:// URL".into())
-                    }
-                })?
-            },
+            record: non_blank(raw.record).map(PathBuf::from),
+            store: store(raw.store, raw.store_pool_size)?,
             catalog: raw.catalog.map(PathBuf::from),
-            auth: value("auth", raw.auth, d.auth, |v| match v {
-                "none" => Ok(AuthMode::None),
-                "hmac" => Ok(AuthMode::Hmac),
-                "fast-jwt" => Ok(AuthMode::FastJwt),
-                _ => Err("expected none, hmac or fast-jwt".into()),
-            })?,
-            backend: value("backend", raw.backend, d.backend, |v| match v {
-                "file" => Ok(BackendKind::File),
-                "webhook" => Ok(BackendKind::Webhook),
-                "nats" => Ok(BackendKind::Nats),
-                _ => Err("expected file, webhook or nats".into()),
-            })?,
+            auth: value("auth", raw.auth, d.auth, auth_mode)?,
+            backend: value("backend", raw.backend, d.backend, backend_kind)?,
             idempotency_retention: value(
                 "idempotency_retention",
                 raw.idempotency_retention,
                 d.idempotency_retention,
-                |v| {
-                    let dur = duration(v)?;
-                    if dur < MIN_RETENTION {
-                        return Err("must be at least 24h".into());
-                    }
-                    Ok(dur)
-                },
+                retention,
             )?,
-            body_limit: value("body_limit", raw.body_limit, d.body_limit, |v| match v
-                .parse::<usize>()
-            {
-                Ok(n) if n >= 1024 => Ok(n),
-                _ => Err("expected a number of bytes, at least 1024".into()),
-            })?,
+            body_limit: value("body_limit", raw.body_limit, d.body_limit, body_limit)?,
             body_read_timeout: value(
                 "body_read_timeout",
                 raw.body_read_timeout,
@@ -393,23 +387,10 @@ impl RawSettings {
                 "cache_capacity",
                 raw.cache_capacity,
                 d.cache_capacity,
-                |v| {
-                    v.parse::<u64>()
-                        .map_err(|_| "expected a number of bytes".into())
-                },
+                |v| v.parse().map_err(|_| "expected a number of bytes".into()),
             )?,
-            workers: value("workers", raw.workers, d.workers, |v| {
-                match v.parse::<usize>() {
-                    Ok(n) if n <= 256 => Ok(n),
-                    _ => Err("expected a number of threads (0 = one per core)".into()),
-                }
-            })?,
-            log_format: value("log_format", raw.log_format, d.log_format, |v| match v {
-                "auto" => Ok(LogFormat::Auto),
-                "json" => Ok(LogFormat::Json),
-                "pretty" => Ok(LogFormat::Pretty),
-                _ => Err("expected auto, json or pretty".into()),
-            })?,
+            workers: value("workers", raw.workers, d.workers, workers)?,
+            log_format: value("log_format", raw.log_format, d.log_format, log_format)?,
             shutdown_timeout: value(
                 "shutdown_timeout",
                 raw.shutdown_timeout,
@@ -421,33 +402,23 @@ impl RawSettings {
             webhook_secret: optional("webhook_secret", raw.webhook_secret, |v| {
                 WebhookSecret::parse(v).map_err(|e| e.to_string())
             })?,
-            nats_url: value("nats_url", raw.nats_url, d.nats_url, |v| Ok(v.to_string()))?,
-            hmac_secrets: value("hmac_secrets", raw.hmac_secrets, Vec::new(), |v| {
-                crate::signing::parse_secrets(v)
-            })?,
+            nats_url: value("nats_url", raw.nats_url, d.nats_url, text)?,
+            hmac_secrets: value(
+                "hmac_secrets",
+                raw.hmac_secrets,
+                Vec::new(),
+                signing::parse_secrets,
+            )?,
             hmac_tolerance: value(
                 "hmac_tolerance",
                 raw.hmac_tolerance,
                 d.hmac_tolerance,
-                |v| {
-                    let dur = duration(v)?;
-                    if dur.is_zero() {
-                        return Err("must be positive".into());
-                    }
-                    Ok(dur)
-                },
+                positive_duration,
             )?,
-            jwks: raw.jwks.filter(|v| !v.trim().is_empty()),
-            app_id: raw.app_id.filter(|v| !v.trim().is_empty()),
-            jwt_issuer: value("jwt_issuer", raw.jwt_issuer, d.jwt_issuer, |v| {
-                Ok(v.to_string())
-            })?,
-            admin_token: optional("admin_token", raw.admin_token, |v| {
-                if v.len() < 16 {
-                    return Err("must be at least 16 characters".into());
-                }
-                Ok(Secret::new(v))
-            })?,
+            jwks: non_blank(raw.jwks),
+            app_id: non_blank(raw.app_id),
+            jwt_issuer: value("jwt_issuer", raw.jwt_issuer, d.jwt_issuer, text)?,
+            admin_token: optional("admin_token", raw.admin_token, admin_token)?,
             fast_api_url: value("fast_api_url", raw.fast_api_url, d.fast_api_url, |v| {
                 http_url(v).map(|u| u.trim_end_matches('/').to_string())
             })?,
@@ -458,16 +429,147 @@ impl RawSettings {
                 "insecure_allow_public",
                 raw.insecure_allow_public,
                 false,
-                |v| match v {
-                    "true" | "1" | "yes" => Ok(true),
-                    "false" | "0" | "no" => Ok(false),
-                    _ => Err("expected true or false".into()),
-                },
+                boolean,
             )?,
         };
         s.check_combination()?;
         Ok(s)
     }
+}
+
+/// The outbox settings: `defaults` with the given concurrency and attempt timeout.
+fn outbox(
+    concurrency: Option<String>,
+    attempt_timeout: Option<String>,
+    defaults: OutboxSettings,
+) -> Result<OutboxSettings, ConfigError> {
+    Ok(OutboxSettings {
+        concurrency: value(
+            "outbox_concurrency",
+            concurrency,
+            defaults.concurrency,
+            |v| count_in(v, 1, 1024),
+        )?,
+        attempt_timeout: value(
+            "outbox_attempt_timeout",
+            attempt_timeout,
+            defaults.attempt_timeout,
+            duration,
+        )?,
+        ..defaults
+    })
+}
+
+/// `sled`, or PostgreSQL with its pool size.
+fn store(given: Option<String>, pool_size: Option<String>) -> Result<StoreConfig, ConfigError> {
+    let pool_size = value("store_pool_size", pool_size, 16, |v| count_in(v, 1, 512))?;
+    value("store", given, StoreConfig::Sled, |v| {
+        if v == "sled" {
+            Ok(StoreConfig::Sled)
+        } else if v.starts_with("postgres://") || v.starts_with("postgresql://") {
+            Ok(StoreConfig::Postgres {
+                url: Secret::new(v),
+                pool_size,
+            })
+        } else {
+            Err("expected sled or a postgres:// URL".into())
+        }
+    })
+}
+
+// Parsers of single values; their messages follow the setting's name and value.
+
+fn count_in(v: &str, min: usize, max: usize) -> Result<usize, String> {
+    match v.parse::<usize>() {
+        Ok(n) if (min..=max).contains(&n) => Ok(n),
+        _ => Err(format!("expected a number from {min} to {max}")),
+    }
+}
+
+fn socket_addr(v: &str) -> Result<SocketAddr, String> {
+    v.parse()
+        .map_err(|_| "expected an address such as 127.0.0.1:8080".into())
+}
+
+fn auth_mode(v: &str) -> Result<AuthMode, String> {
+    match v {
+        "none" => Ok(AuthMode::None),
+        "hmac" => Ok(AuthMode::Hmac),
+        "fast-jwt" => Ok(AuthMode::FastJwt),
+        _ => Err("expected none, hmac or fast-jwt".into()),
+    }
+}
+
+fn backend_kind(v: &str) -> Result<BackendKind, String> {
+    match v {
+        "file" => Ok(BackendKind::File),
+        "webhook" => Ok(BackendKind::Webhook),
+        "nats" => Ok(BackendKind::Nats),
+        _ => Err("expected file, webhook or nats".into()),
+    }
+}
+
+fn log_format(v: &str) -> Result<LogFormat, String> {
+    match v {
+        "auto" => Ok(LogFormat::Auto),
+        "json" => Ok(LogFormat::Json),
+        "pretty" => Ok(LogFormat::Pretty),
+        _ => Err("expected auto, json or pretty".into()),
+    }
+}
+
+fn retention(v: &str) -> Result<Duration, String> {
+    let dur = duration(v)?;
+    if dur < MIN_RETENTION {
+        return Err("must be at least 24h".into());
+    }
+    Ok(dur)
+}
+
+fn positive_duration(v: &str) -> Result<Duration, String> {
+    let dur = duration(v)?;
+    if dur.is_zero() {
+        return Err("must be positive".into());
+    }
+    Ok(dur)
+}
+
+fn body_limit(v: &str) -> Result<usize, String> {
+    match v.parse::<usize>() {
+        Ok(n) if n >= 1024 => Ok(n),
+        _ => Err("expected a number of bytes, at least 1024".into()),
+    }
+}
+
+fn workers(v: &str) -> Result<usize, String> {
+    match v.parse::<usize>() {
+        Ok(n) if n <= 256 => Ok(n),
+        _ => Err("expected a number of threads (0 = one per core)".into()),
+    }
+}
+
+fn admin_token(v: &str) -> Result<Secret, String> {
+    if v.len() < 16 {
+        return Err("must be at least 16 characters".into());
+    }
+    Ok(Secret::new(v))
+}
+
+fn boolean(v: &str) -> Result<bool, String> {
+    match v {
+        "true" | "1" | "yes" => Ok(true),
+        "false" | "0" | "no" => Ok(false),
+        _ => Err("expected true or false".into()),
+    }
+}
+
+fn text(v: &str) -> Result<String, String> {
+    Ok(v.to_string())
+}
+
+/// A free-form setting; blank counts as not given.
+fn non_blank(given: Option<String>) -> Option<String> {
+    given.filter(|v| !v.trim().is_empty())
 }
 
 impl Settings {

@@ -12,35 +12,14 @@ pub mod schedule;
 
 use crate::backend::{CommerceBackend, DeliveryError, Event};
 use crate::clock::Clock;
+pub use crate::config::OutboxSettings;
 use crate::metrics::Metrics;
 use crate::store::{Attempt, NextStep, OutboxItem, Store, StoreError};
 use futures_util::StreamExt;
-use schedule::RetryPolicy;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::{watch, Notify};
 use tracing::Instrument;
-
-#[derive(Debug, Clone)]
-pub struct OutboxSettings {
-    pub policy: RetryPolicy,
-    /// Deliveries in flight at once (each to a different order).
-    pub concurrency: usize,
-    pub attempt_timeout: Duration,
-    /// Longest sleep between looks at the queue.
-    pub poll_interval: Duration,
-}
-
-impl Default for OutboxSettings {
-    fn default() -> Self {
-        OutboxSettings {
-            policy: RetryPolicy::default(),
-            concurrency: 16,
-            attempt_timeout: Duration::from_secs(15),
-            poll_interval: Duration::from_secs(1),
-        }
-    }
-}
 
 pub struct Outbox {
     store: Arc<dyn Store>,

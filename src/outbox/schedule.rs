@@ -2,39 +2,13 @@
 //! after 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 14 h, 20 h and 24 h (about 75.6 h in all), each
 //! delay stretched by 0–10 % jitter; a `Retry-After` the backend sends can push an attempt
 //! later (never earlier), up to 10 h. Pure: the caller supplies the random number.
+//!
+//! The schedule's values are a setting ([`RetryPolicy`], defined in `config`); this module
+//! is how the worker reads them.
 
 use std::time::Duration;
 
-#[derive(Debug, Clone, PartialEq)]
-pub struct RetryPolicy {
-    /// Delay after the 1st, 2nd, … failure; after the last one the entry is dead.
-    pub delays: Vec<Duration>,
-    /// Largest extra fraction of a delay added at random (0.1 = up to 10 %).
-    pub jitter: f64,
-    /// `Retry-After` values are honoured up to this.
-    pub max_retry_after: Duration,
-}
-
-impl Default for RetryPolicy {
-    fn default() -> Self {
-        let s = Duration::from_secs;
-        RetryPolicy {
-            delays: vec![
-                s(5),
-                s(5 * 60),
-                s(30 * 60),
-                s(2 * 3600),
-                s(5 * 3600),
-                s(10 * 3600),
-                s(14 * 3600),
-                s(20 * 3600),
-                s(24 * 3600),
-            ],
-            jitter: 0.1,
-            max_retry_after: s(10 * 3600),
-        }
-    }
-}
+pub use crate::config::RetryPolicy;
 
 impl RetryPolicy {
     /// Attempts in all before an entry is dead.
