@@ -5,6 +5,7 @@ mod admin;
 pub mod body;
 pub mod echo;
 pub mod error;
+mod record;
 
 use crate::auth::{Authenticator, HeaderLookup};
 use crate::clock::Clock;
@@ -16,7 +17,7 @@ use crate::service::{Caller, Reply, Service, ServiceError};
 use crate::tapes::Recorder;
 use actix_web::dev::ServiceRequest;
 use actix_web::http::StatusCode;
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{web, HttpMessage as _, HttpRequest, HttpResponse};
 use body::BodyLimits;
 use error::ApiError;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -65,6 +66,7 @@ impl HeaderLookup for Headers<'_> {
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::resource("/fast/v1/{verb}")
+            .wrap(actix_web::middleware::from_fn(record::record_exchange))
             .route(web::post().to(fast_call))
             .default_service(web::to(method_not_allowed)),
     )
@@ -155,29 +157,8 @@ async fn fast_call(
         Verb::parse(&verb).ok_or_else(|| ApiError::NoRoute(echo::bounded_echo(req.path())))?;
     // Size limit first, then authentication over the raw bytes, then parsing.
     let body = body::read_json(&req, payload, state.limits).await?;
-    let result = answer(&req, verb, body.clone(), &state).await;
-    if let Some(recorder) = &state.recorder {
-        let (status, bytes) = match &result {
-            Ok(reply) => (reply.status, reply.body.clone()),
-            Err(e) => {
-                let (status, bytes) = e.status_and_body();
-                (status.as_u16(), bytes)
-            }
-        };
-        let headers: Vec<(String, String)> = req
-            .headers()
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("").to_string()))
-            .collect();
-        let recorder = recorder.clone();
-        let endpoint = endpoint_label(req.path());
-        // A short append under a lock; kept off the async worker thread.
-        let _ = tokio::task::spawn_blocking(move || {
-            recorder.record(endpoint, &headers, &body, status, &bytes)
-        })
-        .await;
-    }
-    Ok(respond(result?))
+    req.extensions_mut().insert(record::ReadBody(body.clone()));
+    Ok(respond(answer(&req, verb, body, &state).await?))
 }
 
 /// Authenticates and runs one Fast call.
