@@ -88,6 +88,14 @@ pub(super) fn enum_name<T: Copy>(
     }
 }
 
+/// The order of an answer (`order.order`), or null.
+pub(super) fn order_of(answer: &Value) -> Value {
+    answer
+        .pointer("/order/order")
+        .cloned()
+        .unwrap_or(Value::Null)
+}
+
 pub(super) fn list<'a>(v: &'a Value, key: &str) -> &'a [Value] {
     v.get(key)
         .and_then(Value::as_array)

@@ -1,6 +1,6 @@
 //! The `read` steps: reading the cart back, and an order that does not exist.
 
-use super::checks::{differences, summarize};
+use super::checks::{differences, order_of, summarize};
 use super::session::Session;
 use super::{Outcome, INV_HTTP_STATUS, INV_READ_CONSISTENT, INV_UNKNOWN_ORDER};
 
@@ -27,10 +27,7 @@ pub(super) async fn read_check(
     let body = json!({"type": "ENTITY_TYPE_ORDER", "app_id": s.opts.app_id, "order": lookup});
     let (answer, _) = s.send(step, "read", &body, 200).await?;
     s.order_checks(step, &answer, None);
-    let read = answer
-        .pointer("/order/order")
-        .cloned()
-        .unwrap_or(Value::Null);
+    let read = order_of(&answer);
     if let Some(last) = s.last_order.clone() {
         let diffs = differences(&last, &read);
         s.require(

@@ -1,7 +1,7 @@
 //! The `update` steps: billing and shipping addresses, a shipping option, an added item,
 //! conversion to an order, and the status updates after it.
 
-use super::checks::{enum_name, id_value, list};
+use super::checks::{enum_name, id_value, list, order_of};
 use super::session::Session;
 use super::{INV_CONVERSION, INV_LINES, INV_OPTION_SELECTED, INV_SHIPMENT_PLANS};
 
@@ -41,10 +41,7 @@ pub(super) async fn shipments(s: &mut Session<'_>) -> Option<Value> {
             false,
         )
         .await?;
-    let order = answer
-        .pointer("/order/order")
-        .cloned()
-        .unwrap_or(Value::Null);
+    let order = order_of(&answer);
     let plans = list(&order, "shipment_plans");
     let mut problems = Vec::new();
     if plans.is_empty() {
@@ -141,10 +138,7 @@ pub(super) async fn add_item(s: &mut Session<'_>) -> Option<Value> {
             true,
         )
         .await?;
-    let order = answer
-        .pointer("/order/order")
-        .cloned()
-        .unwrap_or(Value::Null);
+    let order = order_of(&answer);
     let ids: Vec<&str> = list(&order, "lines")
         .iter()
         .filter_map(|l| id_value(l.get("id")))
@@ -169,10 +163,7 @@ pub(super) async fn convert(s: &mut Session<'_>) -> Option<Value> {
             true,
         )
         .await?;
-    let order = answer
-        .pointer("/order/order")
-        .cloned()
-        .unwrap_or(Value::Null);
+    let order = order_of(&answer);
     let otype = enum_name(
         order.get("order_type"),
         OrderType::from_name,
