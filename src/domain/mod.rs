@@ -7,6 +7,7 @@ pub mod checkout;
 pub mod error;
 pub mod pricing;
 pub mod status;
+pub mod vendure_pricing;
 
 pub use catalog::{Catalog, CatalogError};
 pub use checkout::{apply_update, create_cart, delete, event_for, validate_update, UpdateOutcome};
