@@ -10,6 +10,7 @@ pub mod backend;
 pub mod catalog;
 pub mod cli;
 pub mod clock;
+pub mod commerce;
 pub mod config;
 pub mod domain;
 pub mod http;
