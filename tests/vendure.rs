@@ -195,7 +195,7 @@ async fn cases(url: &str) {
         (
             "FACETS",
             json!([]),
-            json!([{ "code": "facet_values_discount", "arguments": [{ "name": "discount", "value": "10" }, { "name": "facets", "value": "[\"1\"]" }] }]),
+            json!([{ "code": "facet_based_discount", "arguments": [{ "name": "discount", "value": "10" }, { "name": "facets", "value": "[\"1\"]" }] }]),
         ),
     ] {
         let created = admin
@@ -262,7 +262,7 @@ async fn cases(url: &str) {
     assert_eq!(coupons, ["PCT15", "FREESHIP"]);
     assert_eq!(catalog.unmapped.len(), 1, "{:?}", catalog.unmapped);
     assert!(catalog.unmapped[0].what.contains("FACETS"));
-    assert!(catalog.unmapped[0].why.contains("facet_values_discount"));
+    assert!(catalog.unmapped[0].why.contains("facet_based_discount"));
 
     // ---- placement ----
     let lines = [("L2201308", 1), ("B07K1330LL", 2)];
