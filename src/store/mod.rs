@@ -9,6 +9,7 @@
 //! it must index (the Fast order id as primary key, and every seller `external_id` the order
 //! was ever known by).
 
+mod compress;
 pub mod copy;
 /// The PostgreSQL store (for several instances sharing one database).
 pub mod postgres;

@@ -93,36 +93,44 @@ struct EncodedOrder {
 }
 
 impl EncodedCommit {
-    pub(super) fn new(commit: Commit) -> EncodedCommit {
-        let order = commit.order.map(|w| EncodedOrder {
-            value: encode(&w.record),
-            id: w.record.id,
-            external_ids: w.record.external_ids,
-            expected_version: w.expected_version,
-        });
+    pub(super) fn new(commit: Commit) -> Result<EncodedCommit, StoreError> {
+        let order = commit
+            .order
+            .map(|w| {
+                Ok::<_, StoreError>(EncodedOrder {
+                    value: encode(&w.record)?,
+                    id: w.record.id,
+                    external_ids: w.record.external_ids,
+                    expected_version: w.expected_version,
+                })
+            })
+            .transpose()?;
         let idempotency = commit
             .idempotency
-            .map(|(key, record)| idem_entry(&key, &record));
+            .map(|(key, record)| idem_entry(&key, &record))
+            .transpose()?;
         let outbox = commit
             .outbox
             .into_iter()
-            .map(|entry| EncodedOutbox {
-                due_key: due_key(entry.created_at_ms, &entry.id),
-                order_key: order_key(&entry.order_id, entry.sequence),
-                value: encode(&OutboxItem {
-                    state: OutboxState::Pending,
-                    attempts: 0,
-                    failures: 0,
-                    next_attempt_ms: entry.created_at_ms,
-                    entry: entry.clone(),
-                }),
-                id: entry.id,
+            .map(|entry| {
+                Ok(EncodedOutbox {
+                    due_key: due_key(entry.created_at_ms, &entry.id),
+                    order_key: order_key(&entry.order_id, entry.sequence),
+                    value: encode(&OutboxItem {
+                        state: OutboxState::Pending,
+                        attempts: 0,
+                        failures: 0,
+                        next_attempt_ms: entry.created_at_ms,
+                        entry: entry.clone(),
+                    })?,
+                    id: entry.id,
+                })
             })
-            .collect();
-        EncodedCommit {
+            .collect::<Result<_, StoreError>>()?;
+        Ok(EncodedCommit {
             order,
             idempotency,
             outbox,
-        }
+        })
     }
 }

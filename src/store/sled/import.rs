@@ -41,7 +41,7 @@ impl Trees {
                     }
                     for e in &batch.outbox {
                         let id = e.item.entry.id.as_str();
-                        if outbox.insert(id.as_bytes(), encode(&e.item))?.is_some() {
+                        if outbox.insert(id.as_bytes(), e.value.as_slice())?.is_some() {
                             return abort(StoreError::Conflict);
                         }
                         match e.item.state {
@@ -81,33 +81,38 @@ pub(super) struct EncodedImport {
 
 struct EncodedImportedEntry {
     item: OutboxItem,
+    /// The encoded item.
+    value: Vec<u8>,
     attempts: Vec<Vec<u8>>,
 }
 
 impl EncodedImport {
-    pub(super) fn new(batch: ImportBatch) -> EncodedImport {
-        EncodedImport {
+    pub(super) fn new(batch: ImportBatch) -> Result<EncodedImport, StoreError> {
+        Ok(EncodedImport {
             orders: batch
                 .orders
                 .into_iter()
                 .map(|o| {
-                    let value = encode(&o);
-                    (o.id, o.external_ids, value)
+                    let value = encode(&o)?;
+                    Ok((o.id, o.external_ids, value))
                 })
-                .collect(),
+                .collect::<Result<_, StoreError>>()?,
             idempotency: batch
                 .idempotency
                 .iter()
                 .map(|(key, record)| idem_entry(key, record))
-                .collect(),
+                .collect::<Result<_, _>>()?,
             outbox: batch
                 .outbox
                 .into_iter()
-                .map(|(item, attempts)| EncodedImportedEntry {
-                    item,
-                    attempts: attempts.iter().map(encode).collect(),
+                .map(|(item, attempts)| {
+                    Ok(EncodedImportedEntry {
+                        value: encode(&item)?,
+                        item,
+                        attempts: attempts.iter().map(encode).collect::<Result<_, _>>()?,
+                    })
                 })
-                .collect(),
-        }
+                .collect::<Result<_, StoreError>>()?,
+        })
     }
 }

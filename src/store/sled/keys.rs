@@ -30,14 +30,18 @@ pub(super) fn parse_idem_key(key: &[u8]) -> Result<IdempotencyKey, StoreError> {
 }
 
 /// Idem key, time-index key and encoded record of one idempotency record.
+pub(super) type IdemEntry = (Vec<u8>, Vec<u8>, Vec<u8>);
+
+/// The [`IdemEntry`] of one idempotency record.
 pub(super) fn idem_entry(
     key: &IdempotencyKey,
     record: &IdempotencyRecord,
-) -> (Vec<u8>, Vec<u8>, Vec<u8>) {
+) -> Result<IdemEntry, StoreError> {
     let key = idem_key(key);
     let mut time_key = record.created_at_ms.to_be_bytes().to_vec();
     time_key.extend_from_slice(&key);
-    (key, time_key, encode(record))
+    let value = encode(record)?;
+    Ok((key, time_key, value))
 }
 
 pub(super) fn due_key(at_ms: u64, id: &str) -> Vec<u8> {

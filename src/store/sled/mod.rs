@@ -155,7 +155,7 @@ impl Store for SledStore {
     }
 
     async fn commit(&self, commit: Commit) -> Result<(), StoreError> {
-        let batch = EncodedCommit::new(commit);
+        let batch = EncodedCommit::new(commit)?;
         self.with_trees(move |t| t.commit(&batch)).await?;
         self.flusher.flush().await
     }
@@ -197,7 +197,7 @@ impl Store for SledStore {
         next: NextStep,
     ) -> Result<(), StoreError> {
         let id = id.to_owned();
-        let encoded = encode(&attempt);
+        let encoded = encode(&attempt)?;
         let found = self
             .with_trees(move |t| {
                 t.outbox_update(&id, &|old| {
@@ -290,7 +290,7 @@ impl Store for SledStore {
     }
 
     async fn import(&self, batch: ImportBatch) -> Result<(), StoreError> {
-        let batch = EncodedImport::new(batch);
+        let batch = EncodedImport::new(batch)?;
         self.with_trees(move |t| t.import(&batch)).await?;
         self.flusher.flush().await
     }

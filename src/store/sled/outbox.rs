@@ -114,7 +114,8 @@ impl Trees {
                 if let Some(a) = &attempt {
                     attempts.insert(attempt_key(id, new.attempts), a.as_slice())?;
                 }
-                outbox.insert(id.as_bytes(), encode(&new))?;
+                let value = encode(&new).map_err(ConflictableTransactionError::Abort)?;
+                outbox.insert(id.as_bytes(), value)?;
                 Ok(true)
             })
             .map_err(tx_error)

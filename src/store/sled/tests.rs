@@ -80,3 +80,74 @@ async fn corrupt_values_are_reported_not_panicked() {
     let err = store.get_order("o1").await.unwrap_err();
     assert!(matches!(err, StoreError::Corrupt(_)), "{err:?}");
 }
+
+/// A value as the previous release wrote it (format 1: bodies not compressed), byte by byte.
+fn format1(parts: &[&[u8]]) -> Vec<u8> {
+    let mut out = vec![1];
+    for part in parts {
+        out.extend_from_slice(part);
+    }
+    out
+}
+
+fn len_prefixed(bytes: &[u8]) -> Vec<u8> {
+    let mut out = (bytes.len() as u64).to_be_bytes().to_vec();
+    out.extend_from_slice(bytes);
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn values_of_the_previous_release_are_read_and_moved_on() {
+    let dir = TempDir::new().unwrap();
+    let store = open(&dir);
+    let order_body = br#"{"order":{"id":{"value":"o1"}},"created_at_ms":1000}"#;
+    let order = format1(&[
+        &len_prefixed(b"o1"),
+        &1u64.to_be_bytes(),
+        &len_prefixed(b"e1"),
+        &1u64.to_be_bytes(),
+        &len_prefixed(order_body),
+    ]);
+    let answer_body = br#"{"order":{"order":{"id":{"value":"o1"}}}}"#;
+    let answer = format1(&[
+        &[7; 32],
+        &200u16.to_be_bytes(),
+        &1_000u64.to_be_bytes(),
+        &len_prefixed(answer_body),
+    ]);
+    store.trees.orders.insert("o1", order).unwrap();
+    store.trees.order_ext.insert("e1", "o1").unwrap();
+    store.trees.idem.insert(b"app\0r1", answer).unwrap();
+    let mut time_key = 1_000u64.to_be_bytes().to_vec();
+    time_key.extend_from_slice(b"app\0r1");
+    store.trees.idem_time.insert(time_key, &[][..]).unwrap();
+
+    let expected = OrderRecord {
+        id: "o1".into(),
+        external_ids: vec!["e1".into()],
+        version: 1,
+        body: order_body.to_vec(),
+    };
+    assert_eq!(store.get_order("o1").await.unwrap(), Some(expected.clone()));
+    assert_eq!(
+        store.find_order_by_external_id("e1").await.unwrap(),
+        Some(expected)
+    );
+    let key = IdempotencyKey {
+        app_id: "app".into(),
+        request_id: "r1".into(),
+    };
+    let replayed = store.get_idempotency(&key).await.unwrap().unwrap();
+    assert_eq!(replayed.body, answer_body);
+    assert_eq!((replayed.status, replayed.created_at_ms), (200, 1_000));
+
+    // The next change of the order is written in the current format, and reads back.
+    store.commit(write_o1(2, Some(1), "r2")).await.unwrap();
+    let raw = store.trees.orders.get("o1").unwrap().unwrap();
+    assert_eq!(raw[0], 2);
+    let now = store.get_order("o1").await.unwrap().unwrap();
+    assert_eq!((now.version, now.body), (2, b"{\"v\":2}".to_vec()));
+    // Pruning finds the old record through its index.
+    assert_eq!(store.prune_idempotency(2_000).await.unwrap(), 2);
+    assert_eq!(store.get_idempotency(&key).await.unwrap(), None);
+}
