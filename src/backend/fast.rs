@@ -1,4 +1,4 @@
-//! The Fast client: the seller → Fast order-management calls (protocol §6: cancel, refund,
+//! The Fast client: the seller → Fast order-management calls (README "Order management": cancel, refund,
 //! business events) that merchant actions queue in the outbox. Each call is one outbox
 //! entry whose body is the call's exact JSON; it is sent with `X-Fast-App` /
 //! `X-Fast-App-Auth`, and with the entry's stable id as `X-Fast-Record-Id` and

@@ -34,7 +34,7 @@ impl WebhookBackend {
     }
 }
 
-/// How the backend's answer counts (contract §7).
+/// How the backend's answer counts (README "Forwarding converted orders").
 pub fn classify(status: u16, retry_after: Option<&str>) -> Result<Delivered, DeliveryError> {
     let detail = format!("HTTP {status}");
     match status {

@@ -1,6 +1,6 @@
 //! The merchant's catalog: products and variants, tax rates, shipping options, coupons.
 //!
-//! Parsed and validated once from JSON (contract §2); a malformed catalog is refused with an
+//! Parsed and validated once from JSON (README "The catalog"); a malformed catalog is refused with an
 //! error naming the bad entry. Lookups are pure.
 
 use crate::protocol::{CustomValue, FulfillmentModel, Money, ShippingOptionType};
@@ -242,7 +242,7 @@ impl Catalog {
     }
 }
 
-/// The catalog file as written (contract §2), before validation.
+/// The catalog file as written (README "The catalog"), before validation.
 mod raw {
     use super::*;
 

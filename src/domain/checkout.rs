@@ -1,4 +1,4 @@
-//! Creating carts and merging Fast's incremental updates into them (contract §4).
+//! Creating carts and merging Fast's incremental updates into them (docs/pricing.md "Updates").
 //!
 //! Every segment is applied to a draft; a failed segment leaves the order as it was and is
 //! reported in `status[]`, the others still apply. Segments run in the contract's order:
@@ -20,7 +20,7 @@ use segments::{
 };
 use std::collections::HashMap;
 
-/// Builds a new cart from Fast's create request (contract §4 "Create").
+/// Builds a new cart from Fast's create request (docs/protocol.md "Create").
 pub fn create_cart(
     incoming: FastOrder,
     is_cart: Option<bool>,
@@ -193,7 +193,7 @@ fn status_of(order: &FastOrder) -> OrderStatus {
     order.status.unwrap_or(OrderStatus::Cart)
 }
 
-/// Merges one update into `order` (contract §4 "Update segments").
+/// Merges one update into `order` (docs/pricing.md "Updates").
 pub fn apply_update(
     order: &FastOrder,
     seg: &UpdateOrderSegment,
@@ -268,7 +268,7 @@ pub fn apply_update(
     }
 }
 
-/// The outbox event a change of `before` into `after` causes (contract §7): the conversion,
+/// The outbox event a change of `before` into `after` causes (docs/pricing.md "Events"): the conversion,
 /// and every later status change of a converted order.
 pub fn event_for(before: &FastOrder, after: &FastOrder) -> Option<&'static str> {
     let (from, to) = (status_of(before), status_of(after));

@@ -46,7 +46,7 @@
 //!
 //! # Decisions where the issue is silent
 //!
-//! - **Statuses.** Cancel: PENDING, HOLD, BOOKED, PENDING_FULFILLMENT (contract §4:
+//! - **Statuses.** Cancel: PENDING, HOLD, BOOKED, PENDING_FULFILLMENT (docs/pricing.md "Status machine":
 //!   "CANCELED from any state before FULFILLED"). A CART is refused: it is the shopper's
 //!   open checkout on Fast, there is no order or payment to cancel yet, and Fast's cancel
 //!   call takes an order; an abandoned cart ends with Fast's own delete. Fulfil: BOOKED and

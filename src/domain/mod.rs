@@ -18,7 +18,7 @@ pub trait IdSource {
     fn new_id(&mut self) -> String;
 }
 
-/// `reason_code` of a failed update segment (contract §4).
+/// `reason_code` of a failed update segment (docs/pricing.md "Reason codes").
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ReasonCode {
     ProductNotFound,

@@ -1,4 +1,4 @@
-//! Pricing and totals, to the cent (contract §3). Pure: takes the order and the catalog,
+//! Pricing and totals, to the cent (docs/pricing.md). Pure: takes the order and the catalog,
 //! rewrites every computed money field.
 
 use super::catalog::{Catalog, CouponKind, ShippingRate};

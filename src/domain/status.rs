@@ -1,4 +1,4 @@
-//! The status machine (contract §4):
+//! The status machine (docs/pricing.md "Status machine"):
 //! CART →(convert) PENDING → BOOKED → PENDING_FULFILLMENT → FULFILLED → COMPLETE;
 //! CANCELED from any state before FULFILLED; DELETED only by delete.
 

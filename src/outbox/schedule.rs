@@ -1,4 +1,4 @@
-//! The retry schedule of outbox deliveries (reliability.md §0): attempts immediately, then
+//! The retry schedule of outbox deliveries (README "Forwarding converted orders"): attempts immediately, then
 //! after 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 14 h, 20 h and 24 h (about 75.6 h in all), each
 //! delay stretched by 0–10 % jitter; a `Retry-After` the backend sends can push an attempt
 //! later (never earlier), up to 10 h. Pure: the caller supplies the random number.
