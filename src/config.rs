@@ -1,4 +1,4 @@
-//! Settings of `fast-seller serve`: flag > environment > TOML file > default (contract §1).
+//! Settings of `fast-seller serve`: flag > environment > TOML file > default (README "Configuration").
 //! Read once, validated once into typed values; a bad setting stops start-up with one line
 //! naming it.
 
@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-/// Never keep idempotency records for less than this (contract §5).
+/// Never keep idempotency records for less than this (docs/idempotency.md "Retention").
 pub const MIN_RETENTION: Duration = Duration::from_secs(24 * 3600);
 /// Fast's production order-management API.
 pub const DEFAULT_FAST_API_URL: &str = "https://api.fast.co/v1";

@@ -164,7 +164,6 @@ fn readme_docs_tests_and_tooling_point_only_inside_the_repository() {
 }
 
 #[test]
-#[ignore = "enabled once src/ comments point at docs/"]
 fn source_comments_point_only_inside_the_repository() {
     let mut paths = Vec::new();
     files(&root().join("src"), &|_| true, &mut paths);

@@ -163,7 +163,7 @@ impl Catalog {
         })
     }
 
-    /// Contract §2: the variant named by id; else the variant whose options equal the line's
+    /// docs/pricing.md "Catalog lookup": the variant named by id; else the variant whose options equal the line's
     /// options; else the product itself if it has no variants.
     pub fn resolve(&self, q: &SkuQuery<'_>) -> Option<Sku<'_>> {
         fn nonempty(s: Option<&str>) -> Option<&str> {

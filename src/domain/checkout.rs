@@ -275,7 +275,7 @@ pub fn event_for(before: &FastOrder, after: &FastOrder) -> Option<&'static str> 
     match (from, to) {
         (OrderStatus::Cart, OrderStatus::Pending) => Some("order.converted"),
         (OrderStatus::Cart, _) => None,
-        // Contract §7 names a cancel, Fast's or the merchant's, `order.canceled`.
+        // A cancel, Fast's or the merchant's, is `order.canceled` (docs/pricing.md "Events").
         (_, OrderStatus::Canceled) if from != to => Some("order.canceled"),
         _ if from != to => Some("order.status_changed"),
         _ => None,

@@ -1,4 +1,4 @@
-//! The enums of Fast's order-management calls (protocol §6) and the seed's cancel codes.
+//! The enums of Fast's order-management calls (README "Order management") and the seed's cancel codes.
 //!
 //! Like the checkout enums in `protocol::wire`, every Fast enum here parses from its full
 //! name (`CANCEL_REASON_CODE_NO_STOCK`), its name without the prefix, in any case

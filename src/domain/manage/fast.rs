@@ -1,4 +1,4 @@
-//! The bodies of Fast's order-management calls (protocol §6), built from our records. The
+//! The bodies of Fast's order-management calls (README "Order management"), built from our records. The
 //! service posts them (through the outbox) as they are.
 
 use super::codes::{BusinessEventType, CancelReason, RefundMethod, RefundReason};
