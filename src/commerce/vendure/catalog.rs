@@ -608,21 +608,23 @@ fn map(
 }
 
 fn int_arg(op: &RawOperation, name: &str) -> Result<i64, String> {
+    parsed_arg(op, name, "an integer")
+}
+
+fn decimal_arg(op: &RawOperation, name: &str) -> Result<Decimal, String> {
+    parsed_arg(op, name, "a number")
+}
+
+/// The operation's argument `name`, parsed; the error names the operation, the argument and
+/// the `kind` of value it should have been.
+fn parsed_arg<T: FromStr>(op: &RawOperation, name: &str, kind: &str) -> Result<T, String> {
     let value = op
         .arg(name)
         .ok_or_else(|| format!("{}: no argument {name}", op.code))?;
     value
         .trim()
         .parse()
-        .map_err(|_| format!("{}: {name} {value:?} is not an integer", op.code))
-}
-
-fn decimal_arg(op: &RawOperation, name: &str) -> Result<Decimal, String> {
-    let value = op
-        .arg(name)
-        .ok_or_else(|| format!("{}: no argument {name}", op.code))?;
-    Decimal::from_str(value.trim())
-        .map_err(|_| format!("{}: {name} {value:?} is not a number", op.code))
+        .map_err(|_| format!("{}: {name} {value:?} is not {kind}", op.code))
 }
 
 fn shipping_method(m: &RawShippingMethod) -> Result<ShippingMethod, String> {
