@@ -157,7 +157,6 @@ async fn fast_call(
         Verb::parse(&verb).ok_or_else(|| ApiError::NoRoute(echo::bounded_echo(req.path())))?;
     // Size limit first, then authentication over the raw bytes, then parsing.
     let body = body::read_json(&req, payload, state.limits).await?;
-    req.extensions_mut().insert(record::ReadBody(body.clone()));
     Ok(respond(answer(&req, verb, body, &state).await?))
 }
 
@@ -173,6 +172,11 @@ async fn answer(
         .verify(&Headers(req.headers()), &body, state.clock.as_ref())
         .await
         .inspect_err(|e| tracing::info!(check = e.kind(), "authentication failed"))?;
+    // Only an authenticated exchange is handed to the recorder: a refused caller must not
+    // make the server parse its body again or write files named after its ids.
+    if state.recorder.is_some() {
+        req.extensions_mut().insert(record::ReadBody(body.clone()));
+    }
     let caller = Caller {
         app_id: principal.app_id,
     };

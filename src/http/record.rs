@@ -8,9 +8,9 @@ use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::middleware::Next;
 use actix_web::{web, HttpMessage as _};
 
-/// The request body as the handler read it (within the size limit, before authentication),
-/// left in the request's extensions. A request without one (wrong verb, body refused before
-/// it was read) is not recorded.
+/// The request body as the handler read it, left in the request's extensions once the call
+/// passed authentication. A request without one (wrong verb, body refused before it was
+/// read, authentication failed) is not recorded.
 #[derive(Clone)]
 pub(super) struct ReadBody(pub web::Bytes);
 

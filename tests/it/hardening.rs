@@ -1,5 +1,6 @@
-//! Bounds a hostile caller must not get past, against the real binary: one `retry-dead` call
-//! is one pass over the dead letters.
+//! Bounds a hostile caller must not get past (issue 13, the attack review), against the real
+//! binary: one `retry-dead` call is one pass over the dead letters, echoed values are bounded,
+//! only authenticated calls are recorded.
 
 use crate::helpers::{
     accept_loop, create_body, http_client, outbox_backlog, post_ok, read_request, show,
@@ -273,4 +274,128 @@ async fn reflected_header_values_and_paths_are_bounded_in_answers_and_logs() {
             "{what}: the refusal is logged with the bounded value\n{log}"
         );
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The recorder sees only authenticated calls
+// ---------------------------------------------------------------------------------------------
+
+/// `VmHWM` (peak resident memory) of process `pid`, in bytes.
+fn peak_rss(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let kb: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmHWM in /proc/<pid>/status");
+    kb * 1024
+}
+
+/// Names of the files in `dir`.
+fn files_in(dir: &std::path::Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect()
+}
+
+/// Item 1 of the attack review: with `--record DIR`, 50 unsigned creates wrote 51 tapes named
+/// after ids the caller chose, and 24 concurrent unsigned 1 MiB bodies took the server from
+/// 13 MB to 2.5 GB (the recorder parsed each body). Now a call refused with 401 writes no
+/// file and its body is never parsed: unsigned and wrongly signed creates leave the record
+/// directory empty, the peak RSS stays within a small multiple of the bodies in flight, and
+/// one signed create still gets its tape.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn record_writes_only_authenticated_calls() {
+    const BODY: usize = 1 << 20;
+    let dir = tempfile::TempDir::new().unwrap();
+    let tapes = dir.path().join("tapes");
+    let secret_text = signing::generate_secret();
+    let server = ServerProcess::start_with(
+        &[
+            std::ffi::OsStr::new("--data-dir"),
+            dir.path().join("data").as_os_str(),
+            std::ffi::OsStr::new("--auth"),
+            std::ffi::OsStr::new("hmac"),
+            std::ffi::OsStr::new("--record"),
+            tapes.as_os_str(),
+        ],
+        &[("FAST_SELLER_HMAC_SECRETS", secret_text.as_str())],
+    )
+    .await;
+    let base = server.base();
+    let http = http_client();
+    let secret = signing::WebhookSecret::parse(&secret_text).unwrap();
+    let other = signing::WebhookSecret::parse(&signing::generate_secret()).unwrap();
+    let now = || {
+        i64::try_from(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_secs(),
+        )
+        .unwrap()
+    };
+    let send = |body: Vec<u8>, signer: Option<&signing::WebhookSecret>| {
+        let mut request = http
+            .post(format!("{base}/fast/v1/create"))
+            .header("content-type", "application/json");
+        if let Some(key) = signer {
+            for (name, value) in signing::headers(
+                key,
+                &format!("msg_{}", uuid::Uuid::new_v4().simple()),
+                now(),
+                &body,
+            ) {
+                request = request.header(name, value);
+            }
+        }
+        async move {
+            let r = request.body(body).send().await.unwrap();
+            (r.status().as_u16(), r.text().await.unwrap())
+        }
+    };
+
+    // 50 unsigned creates and 10 signed with a secret the server does not hold.
+    for i in 0..60 {
+        let body = create_body(&format!("rec-{i}"), &format!("F-REC-{i}"), &[]);
+        let signer = (i >= 50).then_some(&other);
+        let (status, answer) = send(serde_json::to_vec(&body).unwrap(), signer).await;
+        assert_eq!(status, 401, "create {i}: {answer}");
+    }
+    // 24 concurrent unsigned bodies of 1 MiB: an array of half a million numbers each.
+    let rss_before = peak_rss(server.pid());
+    let mut huge = br#"{"type":"ENTITY_TYPE_ORDER","x":["#.to_vec();
+    while huge.len() < BODY - 16 {
+        huge.extend_from_slice(b"1,");
+    }
+    huge.extend_from_slice(b"1]}");
+    let answers = futures_util::future::join_all((0..24).map(|_| send(huge.clone(), None))).await;
+    for (status, answer) in &answers {
+        assert_eq!(*status, 401, "{answer}");
+    }
+    let grown = peak_rss(server.pid()).saturating_sub(rss_before);
+    let written = files_in(&tapes);
+    eprintln!(
+        "24 unsigned 1 MiB bodies: peak RSS +{} MB, {} tape files",
+        grown >> 20,
+        written.len()
+    );
+    assert!(
+        written.is_empty(),
+        "calls refused with 401 must not be recorded: {} files written: {written:?}",
+        written.len()
+    );
+    assert!(
+        grown < 24 * BODY as u64 * 4,
+        "24 unsigned 1 MiB bodies raised the peak RSS by {} MB (bodies are read, never parsed)",
+        grown >> 20
+    );
+
+    // A signed create is recorded, in its order's tape.
+    let body =
+        serde_json::to_vec(&create_body("rec-ok", "F-REC-OK", &[("L-1", "mug-01", 1)])).unwrap();
+    let (status, answer) = send(body, Some(&secret)).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(files_in(&tapes), vec!["F-REC-OK.jsonl".to_string()]);
 }
