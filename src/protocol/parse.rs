@@ -60,6 +60,9 @@ pub struct Fields {
 pub fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<Parsed<T>, ProtocolError> {
     let scan = scan(body)?;
     let read = read_value(body);
+    if let Ok(value) = &read {
+        storable(body, value)?;
+    }
     typed(body, scan, read)
 }
 
@@ -73,7 +76,10 @@ pub fn parse_known<T: DeserializeOwned>(
     let scan = scan(body)?;
     let read = read_value(body);
     match &read {
-        Ok(value) => fields.check(value)?,
+        Ok(value) => {
+            storable(body, value)?;
+            fields.check(value)?;
+        }
         Err(e) => return Err(value_error(body, e)),
     }
     typed(body, scan, read)
@@ -152,6 +158,89 @@ impl FastRequest {
             Verb::Delete => wrap(parse(body)?, FastRequest::Delete),
         })
     }
+}
+
+/// Refuses text no store can hold: the NUL character (`\u0000`), which PostgreSQL's `text`
+/// refuses, anywhere in the body (a key or a string, known field or not). Refused here, as
+/// the client's error, rather than by the store as a failure Fast would retry for ever.
+fn storable(body: &[u8], value: &Value) -> Result<(), ProtocolError> {
+    // JSON can spell a NUL only as this escape; most bodies never need the walk.
+    if !body.windows(6).any(|w| w == b"\\u0000") {
+        return Ok(());
+    }
+    match nul_at(value) {
+        Some(path) => Err(ProtocolError::Invalid(format!(
+            "{path}: text must not contain the NUL character (\\u0000)"
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// The path (`order.lines[0].id.value`) of the first key or string holding a NUL.
+fn nul_at(value: &Value) -> Option<String> {
+    let mut steps = Vec::new();
+    nul_steps(value, &mut steps).then(|| {
+        let mut path = String::new();
+        for step in steps.iter().rev() {
+            match step {
+                Step::Index(i) => path.push_str(&format!("[{i}]")),
+                Step::Key(k) if path.is_empty() => path.push_str(&path_key(k)),
+                Step::Key(k) => path.push_str(&format!(".{}", path_key(k))),
+            }
+        }
+        if path.is_empty() {
+            path.push('.');
+        }
+        path
+    })
+}
+
+enum Step<'a> {
+    Index(usize),
+    Key(&'a str),
+}
+
+/// Whether `value` holds a NUL; if so, `steps` gets the way to it, innermost first.
+fn nul_steps<'a>(value: &'a Value, steps: &mut Vec<Step<'a>>) -> bool {
+    match value {
+        Value::String(s) => s.contains('\0'),
+        Value::Array(items) => items.iter().enumerate().any(|(i, item)| {
+            let found = nul_steps(item, steps);
+            if found {
+                steps.push(Step::Index(i));
+            }
+            found
+        }),
+        Value::Object(map) => map.iter().any(|(key, item)| {
+            let found = key.contains('\0') || nul_steps(item, steps);
+            if found {
+                steps.push(Step::Key(key));
+            }
+            found
+        }),
+        _ => false,
+    }
+}
+
+/// A key as a path shows it: at most 64 characters, control and non-ASCII ones escaped.
+fn path_key(key: &str) -> String {
+    let mut out: String = key
+        .chars()
+        .take(64)
+        .flat_map(|c| {
+            let plain = c == ' ' || (c.is_ascii_graphic() && c != '\\');
+            let escaped: Vec<char> = if plain {
+                vec![c]
+            } else {
+                c.escape_default().collect()
+            };
+            escaped
+        })
+        .collect();
+    if key.chars().nth(64).is_some() {
+        out.push('…');
+    }
+    out
 }
 
 /// What the byte scan found: how many object members the body spells out.
@@ -301,6 +390,29 @@ mod tests {
             let e = parse::<Value>(body).unwrap_err();
             assert!(matches!(e, ProtocolError::Malformed(_)), "{e}");
         }
+    }
+
+    #[test]
+    fn a_nul_anywhere_is_refused_naming_its_path() {
+        let cases: [(&[u8], &str); 4] = [
+            (
+                br#"{"order": {"lines": [{"id": {"value": "L\u0000"}}]}}"#,
+                "order.lines[0].id.value: ",
+            ),
+            (
+                br#"{"request_id": {"value": "\u0000"}}"#,
+                "request_id.value: ",
+            ),
+            (br#"{"x": {"a\u0000b": 1}}"#, "x.a\\u{0}b: "),
+            (br#""\u0000""#, ".: "),
+        ];
+        for (body, path) in cases {
+            let e = parse::<Value>(body).unwrap_err();
+            assert!(matches!(e, ProtocolError::Invalid(_)), "{e}");
+            assert!(e.to_string().starts_with(path), "{e}");
+        }
+        // An escaped backslash followed by `u0000` is six ordinary characters.
+        assert!(parse::<Value>(br#"{"x": "\\u0000"}"#).is_ok());
     }
 
     #[test]

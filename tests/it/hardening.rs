@@ -3,7 +3,7 @@
 //! only authenticated calls are recorded.
 
 use crate::helpers::{
-    accept_loop, create_body, http_client, outbox_backlog, post_ok, read_request, show,
+    accept_loop, create_body, http_client, outbox_backlog, post, post_ok, read_request, show,
     update_body, write_answer, ServerProcess,
 };
 use fast_seller::signing;
@@ -398,4 +398,115 @@ async fn record_writes_only_authenticated_calls() {
     let (status, answer) = send(body, Some(&secret)).await;
     assert_eq!(status, 200, "{answer}");
     assert_eq!(files_in(&tapes), vec!["F-REC-OK.jsonl".to_string()]);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Text the stores cannot hold is the caller's error
+// ---------------------------------------------------------------------------------------------
+
+/// `body` with its `"<NUL>"` string made `"a\u0000b"` (a NUL character inside).
+fn with_nul(body: &Value) -> Vec<u8> {
+    let text = body.to_string();
+    assert!(
+        text.contains("<NUL>"),
+        "the case marks its field with <NUL>"
+    );
+    text.replacen("<NUL>", "a\\u0000b", 1).into_bytes()
+}
+
+/// Item 4 of the attack review: on PostgreSQL a NUL character in an order id, `request_id`,
+/// line id, `app_id`, address field or unknown string field answered 503 with `Retry-After`
+/// (so Fast would retry for ever), on sled 200. Both stores now refuse it with 400 naming the
+/// field's path, before anything is stored; a clean request on the same server still works.
+async fn nul_is_refused_with_400_naming_the_field(server: &ServerProcess, store: &str) {
+    let base = server.base();
+    let http = http_client();
+    let created = create_body("z-c", "F-Z", &[("L-1", "mug-01", 1)]);
+    let r = post_ok(&http, &base, "create", &created).await;
+    assert_eq!(r.status, 200, "{store}: the clean create: {}", show(&r));
+    let mut cases = vec![
+        (
+            "create",
+            create_body("z-1", "<NUL>", &[("L-1", "mug-01", 1)]),
+            "order.order.id.value",
+        ),
+        (
+            "create",
+            create_body("<NUL>", "F-Z-2", &[("L-1", "mug-01", 1)]),
+            "request_id.value",
+        ),
+        (
+            "create",
+            create_body("z-3", "F-Z-3", &[("<NUL>", "mug-01", 1)]),
+            "order.order.lines[0].id.value",
+        ),
+        (
+            "update",
+            update_body(
+                "z-4",
+                "F-Z",
+                json!({"bill_to": {"first_name": "<NUL>", "country_code": "US"}}),
+            ),
+            "order.bill_to.first_name",
+        ),
+        (
+            "update",
+            update_body("z-5", "F-Z", json!({"gift_note": {"text": "<NUL>"}})),
+            "order.gift_note.text",
+        ),
+        (
+            "read",
+            json!({"type": "ENTITY_TYPE_ORDER", "order": {"order_id": {"value": "<NUL>"}}}),
+            "order.order_id.value",
+        ),
+    ];
+    let mut app = update_body("z-6", "F-Z", json!({"coupon": {"code": "SAVE10"}}));
+    app["app_id"] = json!("<NUL>");
+    cases.push(("update", app, "app_id"));
+    for (verb, body, path) in cases {
+        let r = post(&http, &base, verb, with_nul(&body))
+            .await
+            .unwrap_or_else(|e| panic!("{store}: {verb} with a NUL in {path}: no answer: {e}"));
+        let message = r.json()["message"].as_str().unwrap_or_default().to_string();
+        assert!(
+            r.status == 400 && message.starts_with(&format!("{path}: ")),
+            "{store}: a NUL in {path} must be 400 naming the field: {}",
+            show(&r)
+        );
+        assert!(r.header("retry-after").is_none(), "{store}: {}", show(&r));
+    }
+    // Nothing of it was stored: the order is as created, the NUL create left no order.
+    let read = json!({"type": "ENTITY_TYPE_ORDER", "order": {"order_id": {"value": "F-Z"}}});
+    let r = post_ok(&http, &base, "read", &read).await;
+    assert_eq!(r.status, 200, "{store}: {}", show(&r));
+    assert!(r.order()["coupons"].as_array().is_none_or(Vec::is_empty));
+    assert!(r.order()["bill_to"]["first_name"].is_null(), "{}", show(&r));
+    let update = update_body("z-ok", "F-Z", json!({"coupon": {"code": "SAVE10"}}));
+    let r = post_ok(&http, &base, "update", &update).await;
+    assert_eq!(r.status, 200, "{store}: a clean update after: {}", show(&r));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nul_text_is_refused_with_400_on_sled() {
+    let dir = tempfile::TempDir::new().unwrap();
+    let server = ServerProcess::start(dir.path()).await;
+    nul_is_refused_with_400_naming_the_field(&server, "sled").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nul_text_is_refused_with_400_on_postgres() {
+    let schema = crate::pg::PgSchema::create().await;
+    let dir = tempfile::TempDir::new().unwrap();
+    let url = schema.url();
+    let server = ServerProcess::start_with(
+        &[
+            std::ffi::OsStr::new("--store"),
+            std::ffi::OsStr::new(&url),
+            std::ffi::OsStr::new("--data-dir"),
+            dir.path().as_os_str(),
+        ],
+        &[],
+    )
+    .await;
+    nul_is_refused_with_400_naming_the_field(&server, "PostgreSQL").await;
 }
