@@ -72,6 +72,8 @@ pub struct Settings {
     pub auth: AuthMode,
     pub backend: BackendKind,
     pub idempotency_retention: Duration,
+    /// How long delivered outbox entries are kept after their delivery.
+    pub outbox_retention: Duration,
     pub body_limit: usize,
     pub body_read_timeout: Duration,
     pub cache_capacity: u64,
@@ -115,6 +117,7 @@ impl Settings {
             auth: AuthMode::None,
             backend: BackendKind::File,
             idempotency_retention: Duration::from_secs(7 * 24 * 3600),
+            outbox_retention: Duration::from_secs(7 * 24 * 3600),
             body_limit: 1024 * 1024,
             body_read_timeout: Duration::from_secs(10),
             cache_capacity: 256 * 1024 * 1024,
@@ -305,6 +308,8 @@ raw_settings! {
         webhook_url = "FAST_SELLER_WEBHOOK_URL",
         /// NATS server of the nats backend [default: nats://127.0.0.1:4222]
         nats_url = "FAST_SELLER_NATS_URL",
+        /// How long delivered outbox events are kept, from 1h to 3650d [default: 7d]
+        outbox_retention = "FAST_SELLER_OUTBOX_RETENTION",
         /// Outbox deliveries in flight at once [default: 16]
         outbox_concurrency = "FAST_SELLER_OUTBOX_CONCURRENCY",
         /// Time one delivery attempt may take, e.g. "15s" [default: 15s]
@@ -375,6 +380,12 @@ impl RawSettings {
                 raw.idempotency_retention,
                 d.idempotency_retention,
                 retention,
+            )?,
+            outbox_retention: value(
+                "outbox_retention",
+                raw.outbox_retention,
+                d.outbox_retention,
+                outbox_retention,
             )?,
             body_limit: value("body_limit", raw.body_limit, d.body_limit, body_limit)?,
             body_read_timeout: value(
@@ -522,6 +533,15 @@ fn retention(v: &str) -> Result<Duration, String> {
     let dur = duration(v)?;
     if dur < MIN_RETENTION {
         return Err("must be at least 24h".into());
+    }
+    Ok(dur)
+}
+
+/// Delivered events stay long enough to look into a delivery, and not forever.
+fn outbox_retention(v: &str) -> Result<Duration, String> {
+    let dur = duration(v)?;
+    if dur < Duration::from_secs(3600) || dur > Duration::from_secs(3650 * 86400) {
+        return Err("must be from 1h to 3650d".into());
     }
     Ok(dur)
 }
@@ -706,6 +726,13 @@ mod tests {
                     ..Default::default()
                 },
                 "at least 24h",
+            ),
+            (
+                RawSettings {
+                    outbox_retention: Some("10m".into()),
+                    ..Default::default()
+                },
+                "FAST_SELLER_OUTBOX_RETENTION",
             ),
             (
                 RawSettings {

@@ -14,7 +14,7 @@ use crate::http::{self, body::BodyLimits, AppState, Readiness};
 use crate::metrics::Metrics;
 use crate::outbox::Outbox;
 use crate::service::admin::OutboxAdmin;
-use crate::service::{Service, ServiceSettings};
+use crate::service::{Pruned, Service, ServiceSettings};
 use crate::store::postgres::PgStore;
 use crate::store::sled::SledStore;
 use crate::store::{Store, StoreError};
@@ -26,7 +26,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{watch, Notify};
 
-/// How often expired idempotency records are pruned.
+/// How often expired idempotency records and delivered outbox entries are pruned.
 const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 
 #[derive(Debug, thiserror::Error)]
@@ -77,6 +77,7 @@ impl Application {
             clock.clone(),
             ServiceSettings {
                 idempotency_retention: settings.idempotency_retention,
+                outbox_retention: settings.outbox_retention,
                 ..ServiceSettings::default()
             },
             wake.clone(),
@@ -310,10 +311,14 @@ fn build_authenticator(settings: &Settings) -> Result<Authenticator, StartupErro
 
 async fn prune_forever(service: Arc<Service>) {
     loop {
-        match service.prune_idempotency().await {
-            Ok(0) => {}
-            Ok(n) => tracing::info!(pruned = n, "expired idempotency records removed"),
-            Err(e) => tracing::warn!(error = %e, "pruning idempotency records failed"),
+        match service.prune().await {
+            Ok(pruned) if pruned == Pruned::default() => {}
+            Ok(pruned) => tracing::info!(
+                idempotency_records = pruned.idempotency_records,
+                outbox_entries = pruned.outbox_entries,
+                "expired records removed"
+            ),
+            Err(e) => tracing::warn!(error = %e, "pruning expired records failed"),
         }
         tokio::time::sleep(PRUNE_EVERY).await;
     }

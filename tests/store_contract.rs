@@ -300,7 +300,7 @@ async fn prune_removes_only_older_records(h: Harness) {
         store.commit(commit).await.unwrap();
     }
 
-    assert_eq!(store.prune_idempotency(2_000).await.unwrap(), 1);
+    assert_eq!(store.prune_idempotency(2_000, 100).await.unwrap(), 1);
     assert_eq!(store.get_idempotency(&key("old")).await.unwrap(), None);
     assert_eq!(
         store.get_idempotency(&key("edge")).await.unwrap(),
@@ -311,8 +311,11 @@ async fn prune_removes_only_older_records(h: Harness) {
         Some(answer(3_000))
     );
     assert_eq!(store.counts().await.unwrap(), counts(0, 2, 0));
-    assert_eq!(store.prune_idempotency(2_000).await.unwrap(), 0);
-    assert_eq!(store.prune_idempotency(u64::MAX).await.unwrap(), 2);
+    assert_eq!(store.prune_idempotency(2_000, 100).await.unwrap(), 0);
+    // At most `limit` per call, oldest first.
+    assert_eq!(store.prune_idempotency(u64::MAX, 1).await.unwrap(), 1);
+    assert_eq!(store.get_idempotency(&key("edge")).await.unwrap(), None);
+    assert_eq!(store.prune_idempotency(u64::MAX, 100).await.unwrap(), 1);
     assert_eq!(store.counts().await.unwrap(), counts(0, 0, 0));
     // A pruned key can be recorded again.
     let commit = Commit {
@@ -324,6 +327,101 @@ async fn prune_removes_only_older_records(h: Harness) {
         store.get_idempotency(&key("old")).await.unwrap(),
         Some(answer(4_000))
     );
+}
+
+/// Delivered entries go once their delivery (not their creation) is older than the cut-off,
+/// with their attempt logs, oldest delivery first and at most `limit` per call; pending and
+/// dead entries stay whatever their age, and the queue works on as before.
+async fn prune_outbox_removes_only_delivered_entries_past_the_cutoff(h: Harness) {
+    let store = h.open().await;
+    let commit = Commit {
+        outbox: vec![
+            event("a1", "A", 1),
+            event("a2", "A", 2),
+            event("b1", "B", 1),
+            event("c1", "C", 1),
+            event("d1", "D", 1),
+        ],
+        ..Commit::default()
+    };
+    store.commit(commit).await.unwrap();
+    let record = |id: &'static str, at: u64, next: NextStep| {
+        let store = store.clone();
+        async move {
+            let delivered = next == NextStep::Delivered;
+            store
+                .outbox_record(id, attempt(at, delivered), next)
+                .await
+                .unwrap();
+        }
+    };
+    record("a1", 1_500, NextStep::RetryAt(1_600)).await;
+    record("a1", 2_000, NextStep::Delivered).await;
+    record("d1", 2_500, NextStep::Delivered).await;
+    record("a2", 5_000, NextStep::Delivered).await;
+    record("b1", 1_800, NextStep::Dead).await;
+
+    assert_eq!(
+        store.prune_outbox(2_000, 10).await.unwrap(),
+        0,
+        "strictly before"
+    );
+    assert_eq!(store.prune_outbox(3_000, 1).await.unwrap(), 1, "bounded");
+    assert_eq!(store.outbox_get("a1").await.unwrap(), None, "oldest first");
+    assert!(store.outbox_get("d1").await.unwrap().is_some());
+    assert_eq!(store.prune_outbox(3_000, 10).await.unwrap(), 1);
+    assert_eq!(store.prune_outbox(3_000, 10).await.unwrap(), 0);
+    let (a2, log) = store.outbox_get("a2").await.unwrap().unwrap();
+    assert_eq!(
+        (a2.state, log),
+        (OutboxState::Delivered, vec![attempt(5_000, true)])
+    );
+    assert_eq!(
+        store.counts().await.unwrap(),
+        StoreCounts {
+            orders: 0,
+            idempotency_records: 0,
+            outbox_entries: 3,
+            outbox_pending: 1,
+            outbox_dead: 1,
+        }
+    );
+    assert_eq!(due_ids(&*store, 10_000).await, ["c1"]);
+
+    // Whatever the cut-off, only delivered entries go.
+    assert_eq!(store.prune_outbox(u64::MAX, 10).await.unwrap(), 1);
+    let left = store.outbox_after(None, 10).await.unwrap();
+    let ids: Vec<_> = left.iter().map(|(i, _)| i.entry.id.as_str()).collect();
+    assert_eq!(ids, ["b1", "c1"]);
+
+    // The attempt log went with its entry: an entry imported under a pruned id starts with
+    // an empty log.
+    let fresh = OutboxItem {
+        entry: event("a1", "A2", 1),
+        state: OutboxState::Pending,
+        attempts: 0,
+        failures: 0,
+        next_attempt_ms: 1,
+    };
+    store
+        .import(ImportBatch {
+            outbox: vec![(fresh.clone(), vec![])],
+            ..ImportBatch::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(store.outbox_get("a1").await.unwrap(), Some((fresh, vec![])));
+}
+
+/// Imported delivered entries are pruned by the time of their delivering attempt.
+async fn imported_delivered_entries_are_pruned_by_their_delivery(h: Harness) {
+    let store = h.open().await;
+    store.import(imported_batch()).await.unwrap();
+    // q1 was delivered at 1_500 (its attempt); nothing else is delivered.
+    assert_eq!(store.prune_outbox(1_500, 10).await.unwrap(), 0);
+    assert_eq!(store.prune_outbox(1_501, 10).await.unwrap(), 1);
+    assert_eq!(store.outbox_get("q1").await.unwrap(), None);
+    assert_eq!(store.counts().await.unwrap().outbox_entries, 3);
 }
 
 async fn data_survives_reopen(h: Harness) {
@@ -835,6 +933,8 @@ contract!(
     duplicate_request_id_writes_nothing,
     finds_order_by_every_external_id_ever_used,
     prune_removes_only_older_records,
+    prune_outbox_removes_only_delivered_entries_past_the_cutoff,
+    imported_delivered_entries_are_pruned_by_their_delivery,
     data_survives_reopen,
     concurrent_commits_all_succeed,
     outbox_is_fifo_per_order_and_retries_keep_the_order,
@@ -1144,7 +1244,7 @@ mod postgres_only {
         let store = schema.connect().await;
         assert_eq!(
             store.migrate().await.unwrap(),
-            ["0001_init", "0002_in_flight"]
+            ["0001_init", "0002_in_flight", "0003_outbox_delivered"]
         );
         assert!(store.migrate().await.unwrap().is_empty(), "second run");
         let other = schema.connect().await;
@@ -1162,7 +1262,7 @@ mod postgres_only {
             )
             .await
             .unwrap();
-        assert_eq!(rows.len(), 2);
+        assert_eq!(rows.len(), 3);
         assert_eq!(rows[0].get::<_, i32>(0), 1);
         assert_eq!(rows[0].get::<_, String>(1), "0001_init");
         assert_eq!(rows[0].get::<_, i32>(2), 64, "hex SHA-256");
@@ -1170,25 +1270,32 @@ mod postgres_only {
     }
 
     /// A database at schema version 1 (made by an older build) gets only what it lacks, and
-    /// keeps its data.
+    /// keeps its data; its delivered entries can be pruned.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_version_1_database_is_upgraded_in_place() {
         let schema = PgSchema::create().await;
         let store = schema.open().await;
+        let mut commit = write(order("o1", &["e1"], 1), None, "r1");
+        commit.outbox = vec![event("ev1", "o1", 1)];
+        store.commit(commit).await.unwrap();
         store
-            .commit(write(order("o1", &["e1"], 1), None, "r1"))
+            .outbox_record("ev1", attempt(2_000, true), NextStep::Delivered)
             .await
             .unwrap();
         raw_client()
             .await
             .batch_execute(&format!(
-                "DROP TABLE {0}.in_flight; \
-                 DELETE FROM {0}.fast_seller_migrations WHERE version = 2",
+                "DROP TABLE {0}.in_flight; DROP INDEX {0}.outbox_delivered; \
+                 ALTER TABLE {0}.outbox DROP COLUMN delivered_at_ms; \
+                 DELETE FROM {0}.fast_seller_migrations WHERE version IN (2, 3)",
                 schema.name
             ))
             .await
             .unwrap();
-        assert_eq!(store.migrate().await.unwrap(), ["0002_in_flight"]);
+        assert_eq!(
+            store.migrate().await.unwrap(),
+            ["0002_in_flight", "0003_outbox_delivered"]
+        );
         assert_eq!(
             store.get_order("o1").await.unwrap(),
             Some(order("o1", &["e1"], 1))
@@ -1198,6 +1305,9 @@ mod postgres_only {
             .await
             .unwrap();
         assert_eq!(claim, InFlightClaim::Claimed);
+        // Delivered entries of the older schema got their delivery time from their log.
+        assert_eq!(store.prune_outbox(2_000, 10).await.unwrap(), 0);
+        assert_eq!(store.prune_outbox(2_001, 10).await.unwrap(), 1);
     }
 
     /// STORE-07 for the in-flight marker: one claimant per key; a live marker holds it, an
@@ -1261,7 +1371,7 @@ mod postgres_only {
             .await
             .unwrap();
         tokio::time::sleep(Duration::from_millis(20)).await;
-        a.prune_idempotency(0).await.unwrap();
+        a.prune_idempotency(0, 100).await.unwrap();
         let left: Vec<String> = raw_client()
             .await
             .query(
@@ -1314,7 +1424,7 @@ mod postgres_only {
             .into_iter()
             .map(|r| r.expect("migrate").len())
             .collect();
-        assert_eq!(applied.iter().sum::<usize>(), 2, "{applied:?}");
+        assert_eq!(applied.iter().sum::<usize>(), 3, "{applied:?}");
         stores[0]
             .commit(write(order("o1", &["e1"], 1), None, "r1"))
             .await

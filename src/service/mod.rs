@@ -10,10 +10,12 @@ mod error;
 mod idempotency;
 pub mod orders;
 mod records;
+mod retention;
 mod unit_of_work;
 
 pub use error::ServiceError;
 pub use idempotency::{KeyGuard, KeyedLocks};
+pub use retention::Pruned;
 
 use crate::clock::Clock;
 use crate::domain::Catalog;
@@ -55,6 +57,8 @@ impl Reply {
 pub struct ServiceSettings {
     /// How long idempotency records are kept.
     pub idempotency_retention: Duration,
+    /// How long delivered outbox entries are kept after their delivery.
+    pub outbox_retention: Duration,
     /// How long a duplicate waits for the first request with its request_id.
     pub in_flight_wait: Duration,
 }
@@ -63,6 +67,7 @@ impl Default for ServiceSettings {
     fn default() -> Self {
         ServiceSettings {
             idempotency_retention: Duration::from_secs(7 * 24 * 3600),
+            outbox_retention: Duration::from_secs(7 * 24 * 3600),
             in_flight_wait: Duration::from_secs(5),
         }
     }
@@ -103,13 +108,5 @@ impl Service {
 
     pub fn store(&self) -> &Arc<dyn Store> {
         &self.store
-    }
-
-    /// Deletes idempotency records older than the retention; returns how many.
-    pub async fn prune_idempotency(&self) -> Result<u64, ServiceError> {
-        let retention =
-            u64::try_from(self.settings.idempotency_retention.as_millis()).unwrap_or(u64::MAX);
-        let before = self.clock.now_ms().saturating_sub(retention);
-        Ok(self.store.prune_idempotency(before).await?)
     }
 }

@@ -214,8 +214,14 @@ pub trait Store: Send + Sync + 'static {
     /// Writes everything in `commit` in one transaction and returns only once it is durable
     /// (flushed to disk). Either all of it is visible afterwards, or none of it.
     async fn commit(&self, commit: Commit) -> Result<(), StoreError>;
-    /// Deletes idempotency records created before `before_ms`; returns how many.
-    async fn prune_idempotency(&self, before_ms: u64) -> Result<u64, StoreError>;
+    /// Deletes at most `limit` idempotency records created before `before_ms`; returns how
+    /// many. Bounded so that no call holds locks for long: callers repeat it while it
+    /// returns `limit`.
+    async fn prune_idempotency(&self, before_ms: u64, limit: usize) -> Result<u64, StoreError>;
+    /// Deletes at most `limit` delivered outbox entries whose delivery ([`delivered_at`])
+    /// happened before `before_ms`, with their attempt logs; returns how many. Pending and
+    /// dead entries are never pruned. Callers repeat it while it returns `limit`.
+    async fn prune_outbox(&self, before_ms: u64, limit: usize) -> Result<u64, StoreError>;
     /// Claims pending entries due at `now_ms` that are the oldest undelivered event of their
     /// order (per-order FIFO), oldest due first, at most `limit`, for `lease_ms`: until then
     /// no other worker (of another instance sharing the store) claims them. A single-process
@@ -311,6 +317,17 @@ pub struct ImportBatch {
     pub idempotency: Vec<(IdempotencyKey, IdempotencyRecord)>,
     /// Entries with their attempt log, oldest attempt first.
     pub outbox: Vec<(OutboxItem, Vec<Attempt>)>,
+}
+
+/// When a delivered entry was delivered, which starts its retention: the time of its last
+/// successful attempt; for an entry with no such attempt in its log (imported from a store
+/// that did not keep one), its last due time.
+pub fn delivered_at(item: &OutboxItem, attempts: &[Attempt]) -> u64 {
+    attempts
+        .iter()
+        .rev()
+        .find(|a| a.delivered)
+        .map_or(item.next_attempt_ms, |a| a.at_ms)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

@@ -10,7 +10,7 @@ use super::commit::{
 use super::error::Fail;
 use super::outbox::{insert_attempt, PgAttempt};
 use super::rows::ms;
-use crate::store::{ImportBatch, OrderWrite, StoreError};
+use crate::store::{delivered_at, ImportBatch, OrderWrite, OutboxState, StoreError};
 
 /// An [`ImportBatch`] converted to column values up front (so a retry converts nothing).
 pub(super) struct PgImport {
@@ -25,6 +25,8 @@ struct PgImportedEntry {
     attempts: i64,
     failures: i64,
     next_attempt_ms: i64,
+    /// For a delivered entry (see [`delivered_at`]).
+    delivered_at_ms: Option<i64>,
     log: Vec<PgAttempt>,
 }
 
@@ -49,12 +51,15 @@ impl PgImport {
             .outbox
             .into_iter()
             .map(|(item, log)| {
+                let delivered_at_ms =
+                    (item.state == OutboxState::Delivered).then(|| ms(delivered_at(&item, &log)));
                 Ok(PgImportedEntry {
                     entry: PgOutbox::new(item.entry)?,
                     state: item.state.as_str(),
                     attempts: i64::from(item.attempts),
                     failures: i64::from(item.failures),
                     next_attempt_ms: ms(item.next_attempt_ms),
+                    delivered_at_ms,
                     log: log.iter().map(PgAttempt::new).collect(),
                 })
             })
@@ -96,6 +101,13 @@ pub(super) async fn import_once(
     for x in &b.outbox {
         let e = &x.entry;
         insert_outbox(&tx, e, x.state, x.attempts, x.failures, x.next_attempt_ms).await?;
+        if let Some(at) = x.delivered_at_ms {
+            tx.execute(
+                "UPDATE outbox SET delivered_at_ms = $2 WHERE id = $1",
+                &[&e.id, &at],
+            )
+            .await?;
+        }
         for (number, attempt) in (1i64..).zip(&x.log) {
             insert_attempt(&tx, &e.id, number, attempt).await?;
         }

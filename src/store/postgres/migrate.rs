@@ -28,6 +28,11 @@ const MIGRATIONS: &[Migration] = &[
         name: "0002_in_flight",
         sql: include_str!("migrations/0002_in_flight.sql"),
     },
+    Migration {
+        version: 3,
+        name: "0003_outbox_delivered",
+        sql: include_str!("migrations/0003_outbox_delivered.sql"),
+    },
 ];
 
 impl PgStore {

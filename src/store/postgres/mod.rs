@@ -42,7 +42,9 @@ use self::commit::{commit_error, commit_once, PgCommit};
 pub use self::error::redact_url;
 use self::error::{db_error, pool_error, with_causes};
 use self::import::{import_error, import_once, PgImport};
-use self::outbox::{claim_once, get_outbox_once, outbox_after_once, record_once, RecordChange};
+use self::outbox::{
+    claim_once, get_outbox_once, outbox_after_once, prune_once, record_once, RecordChange,
+};
 use self::rows::{
     count, idempotency_from_row, limit, ms, order_from_row, outbox_from_row, text,
     IDEMPOTENCY_AFTER, ORDERS_AFTER, ORDER_BY_EXTERNAL_ID, ORDER_BY_ID, OUTBOX_LIST,
@@ -307,7 +309,19 @@ impl Store for PgStore {
         })
     }
 
-    async fn prune_idempotency(&self, before_ms: u64) -> Result<u64, StoreError> {
+    async fn prune_idempotency(&self, before_ms: u64, limit_: usize) -> Result<u64, StoreError> {
+        // Beyond every storable time: all of them.
+        let sql = if i64::try_from(before_ms).is_ok() {
+            "DELETE FROM idempotency WHERE (app_id, request_id) IN ( \
+                 SELECT app_id, request_id FROM idempotency WHERE created_at_ms < $1 \
+                 ORDER BY created_at_ms LIMIT $2 FOR UPDATE SKIP LOCKED)"
+        } else {
+            "DELETE FROM idempotency WHERE (app_id, request_id) IN ( \
+                 SELECT app_id, request_id FROM idempotency WHERE created_at_ms <= $1 \
+                 ORDER BY created_at_ms LIMIT $2 FOR UPDATE SKIP LOCKED)"
+        };
+        let before = ms(before_ms);
+        let max = limit(limit_);
         retrying!(self, "prune_idempotency", |client| async {
             // Markers left by crashed instances (a live request keeps its own).
             client
@@ -316,20 +330,19 @@ impl Store for PgStore {
                     &[],
                 )
                 .await?;
-            let removed = match i64::try_from(before_ms) {
-                Ok(before) => {
-                    client
-                        .execute(
-                            "DELETE FROM idempotency WHERE created_at_ms < $1",
-                            &[&before],
-                        )
-                        .await?
-                }
-                // Beyond every storable time: all of them.
-                Err(_) => client.execute("DELETE FROM idempotency", &[]).await?,
-            };
-            Ok(removed)
+            let stmt = client.prepare_cached(sql).await?;
+            Ok(client.execute(&stmt, &[&before, &max]).await?)
         })
+    }
+
+    async fn prune_outbox(&self, before_ms: u64, limit_: usize) -> Result<u64, StoreError> {
+        let before = ms(before_ms);
+        let max = limit(limit_);
+        retrying!(self, "prune_outbox", |client| prune_once(
+            &mut client,
+            before,
+            max
+        ))
     }
 
     /// Claims with `FOR UPDATE SKIP LOCKED` and leases the rows until `now_ms + lease_ms`

@@ -10,6 +10,43 @@ use crate::store::{Attempt, NextStep, OutboxItem, StoreError};
 /// Largest `u32` (attempt counters), as stored.
 const U32_MAX: i64 = u32::MAX as i64;
 
+/// Delivered entries past their retention (`$1`), oldest delivery first, at most `$2`,
+/// locked for deletion; rows another transaction holds are left for the next batch.
+const PRUNABLE: &str = "SELECT id FROM outbox \
+     WHERE state = 'delivered' AND delivered_at_ms < $1 \
+     ORDER BY delivered_at_ms, id LIMIT $2 \
+     FOR UPDATE SKIP LOCKED";
+
+/// Deletes at most `max` delivered entries delivered before `before`, with their attempt
+/// logs, in one short transaction; returns how many.
+pub(super) async fn prune_once(
+    client: &mut deadpool_postgres::Client,
+    before: i64,
+    max: i64,
+) -> Result<u64, Fail> {
+    let tx = client.transaction().await?;
+    let stmt = tx.prepare_cached(PRUNABLE).await?;
+    let ids = tx
+        .query(&stmt, &[&before, &max])
+        .await?
+        .iter()
+        .map(|row| row.try_get::<_, String>(0))
+        .collect::<Result<Vec<_>, _>>()?;
+    if ids.is_empty() {
+        return Ok(0);
+    }
+    tx.execute(
+        "DELETE FROM outbox_attempts WHERE event_id = ANY($1)",
+        &[&ids],
+    )
+    .await?;
+    let removed = tx
+        .execute("DELETE FROM outbox WHERE id = ANY($1)", &[&ids])
+        .await?;
+    tx.commit().await?;
+    Ok(removed)
+}
+
 /// Claims due heads: see [`claim_once`].
 const CLAIM: &str = "WITH claimable AS ( \
          SELECT o.id FROM outbox o \
@@ -82,6 +119,8 @@ pub(super) async fn record_once(
                  state = $2, \
                  failures = CASE WHEN $3 THEN LEAST(failures + 1, $5) ELSE failures END, \
                  next_attempt_ms = COALESCE($4, next_attempt_ms), \
+                 delivered_at_ms = CASE WHEN $2 = 'delivered' AND state <> 'delivered' \
+                     THEN $6 ELSE delivered_at_ms END, \
                  leased_until_ms = NULL \
              WHERE id = $1 \
              RETURNING attempts",
@@ -90,7 +129,14 @@ pub(super) async fn record_once(
     let Some(row) = tx
         .query_opt(
             &stmt,
-            &[&r.id, &r.state, &r.failed, &r.next_attempt_ms, &U32_MAX],
+            &[
+                &r.id,
+                &r.state,
+                &r.failed,
+                &r.next_attempt_ms,
+                &U32_MAX,
+                &r.attempt.at_ms,
+            ],
         )
         .await?
     else {

@@ -5,9 +5,9 @@ use sled::transaction::abort;
 use sled::Transactional;
 
 use super::codec::encode;
-use super::keys::{attempt_key, due_key, idem_entry, order_key};
+use super::keys::{attempt_key, delivered_key, due_key, idem_entry, order_key};
 use super::trees::{tx_error, Trees};
-use crate::store::{ImportBatch, OutboxItem, OutboxState, StoreError};
+use crate::store::{delivered_at, ImportBatch, OutboxItem, OutboxState, StoreError};
 
 impl Trees {
     /// Writes `batch` with every index, in one transaction; any existing key aborts it.
@@ -22,9 +22,21 @@ impl Trees {
             &self.outbox_order,
             &self.outbox_dead,
             &self.outbox_attempts,
+            &self.outbox_delivered,
         )
             .transaction(
-                |(orders, order_ext, idem, idem_time, outbox, due, by_order, dead, attempts)| {
+                |(
+                    orders,
+                    order_ext,
+                    idem,
+                    idem_time,
+                    outbox,
+                    due,
+                    by_order,
+                    dead,
+                    attempts,
+                    delivered,
+                )| {
                     for (id, external_ids, value) in &batch.orders {
                         if orders.insert(id.as_bytes(), value.as_slice())?.is_some() {
                             return abort(StoreError::Conflict);
@@ -51,7 +63,9 @@ impl Trees {
                             OutboxState::Dead => {
                                 dead.insert(id.as_bytes(), &[][..])?;
                             }
-                            OutboxState::Delivered => {}
+                            OutboxState::Delivered => {
+                                delivered.insert(delivered_key(e.delivered_at, id), &[][..])?;
+                            }
                         }
                         if e.item.state != OutboxState::Delivered {
                             by_order.insert(
@@ -84,6 +98,8 @@ struct EncodedImportedEntry {
     /// The encoded item.
     value: Vec<u8>,
     attempts: Vec<Vec<u8>>,
+    /// When it was delivered, for a delivered entry (see [`delivered_at`]).
+    delivered_at: u64,
 }
 
 impl EncodedImport {
@@ -108,6 +124,7 @@ impl EncodedImport {
                 .map(|(item, attempts)| {
                     Ok(EncodedImportedEntry {
                         value: encode(&item)?,
+                        delivered_at: delivered_at(&item, &attempts),
                         item,
                         attempts: attempts.iter().map(encode).collect::<Result<_, _>>()?,
                     })

@@ -50,6 +50,11 @@ pub(super) fn due_key(at_ms: u64, id: &str) -> Vec<u8> {
     k
 }
 
+/// Key of the delivered index: delivery time (big-endian) + entry id, like [`due_key`].
+pub(super) fn delivered_key(at_ms: u64, id: &str) -> Vec<u8> {
+    due_key(at_ms, id)
+}
+
 pub(super) fn order_key(order_id: &str, sequence: u64) -> Vec<u8> {
     let mut k = order_id.as_bytes().to_vec();
     k.push(0);

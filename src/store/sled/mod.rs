@@ -11,6 +11,8 @@
 //!   entries; the first key of an order is the only one that may be delivered)
 //! - `v1.outbox_dead`: entry id → empty (dead letters)
 //! - `v1.outbox_attempts`: entry id + `0x00` + attempt number (big-endian) → encoded [`Attempt`]
+//! - `v1.outbox_delivered`: delivery time (big-endian) + entry id → empty (delivered
+//!   entries, for pruning; built at open for a store written before it existed)
 //!
 //! Encoded values are a format byte ([`FORMAT`](codec::FORMAT)) followed by a
 //! length-prefixed binary layout: integers big-endian, byte strings as a `u64` big-endian
@@ -25,6 +27,7 @@ mod flusher;
 mod import;
 mod keys;
 mod outbox;
+mod prune;
 #[cfg(test)]
 mod tests;
 mod trees;
@@ -160,9 +163,17 @@ impl Store for SledStore {
         self.flusher.flush().await
     }
 
-    async fn prune_idempotency(&self, before_ms: u64) -> Result<u64, StoreError> {
+    async fn prune_idempotency(&self, before_ms: u64, limit: usize) -> Result<u64, StoreError> {
         let removed = self
-            .with_trees(move |t| t.prune_idempotency(before_ms))
+            .with_trees(move |t| t.prune_idempotency(before_ms, limit))
+            .await?;
+        self.flusher.flush().await?;
+        Ok(removed)
+    }
+
+    async fn prune_outbox(&self, before_ms: u64, limit: usize) -> Result<u64, StoreError> {
+        let removed = self
+            .with_trees(move |t| t.prune_outbox(before_ms, limit))
             .await?;
         self.flusher.flush().await?;
         Ok(removed)
@@ -198,6 +209,7 @@ impl Store for SledStore {
     ) -> Result<(), StoreError> {
         let id = id.to_owned();
         let encoded = encode(&attempt)?;
+        let at_ms = attempt.at_ms;
         let found = self
             .with_trees(move |t| {
                 t.outbox_update(&id, &|old| {
@@ -210,7 +222,7 @@ impl Store for SledStore {
                     if let Some(at) = next.retry_at() {
                         new.next_attempt_ms = at;
                     }
-                    Some((new, Some(encoded.clone())))
+                    Some((new, Some((at_ms, encoded.clone()))))
                 })
             })
             .await?;

@@ -5,15 +5,18 @@ use sled::transaction::ConflictableTransactionError;
 use sled::Transactional;
 
 use super::codec::{corrupt, decode, encode};
-use super::keys::{attempt_key, due_key, order_key};
+use super::keys::{attempt_key, delivered_key, due_key, order_key};
 use super::trees::{
     get, io_error, keys_after, tx_error, Trees, OUTBOX, OUTBOX_ATTEMPTS, OUTBOX_DUE,
 };
 use crate::store::{Attempt, OutboxItem, OutboxState, StoreError};
 
+/// An attempt to log: its time and its encoding.
+pub(super) type LoggedAttempt = (u64, Vec<u8>);
+
 /// How [`Trees::outbox_update`] changes one entry.
 pub(super) type OutboxChange<'a> =
-    dyn Fn(&OutboxItem) -> Option<(OutboxItem, Option<Vec<u8>>)> + 'a;
+    dyn Fn(&OutboxItem) -> Option<(OutboxItem, Option<LoggedAttempt>)> + 'a;
 
 impl Trees {
     pub(super) fn outbox_item(&self, id: &[u8]) -> Result<Option<OutboxItem>, StoreError> {
@@ -85,8 +88,9 @@ impl Trees {
             &self.outbox_order,
             &self.outbox_dead,
             &self.outbox_attempts,
+            &self.outbox_delivered,
         )
-            .transaction(|(outbox, due, by_order, dead, attempts)| {
+            .transaction(|(outbox, due, by_order, dead, attempts, delivered)| {
                 let Some(raw) = outbox.get(id.as_bytes())? else {
                     return Ok(false);
                 };
@@ -109,9 +113,14 @@ impl Trees {
                     OutboxState::Delivered => {
                         dead.remove(id.as_bytes())?;
                         by_order.remove(order_key(&new.entry.order_id, new.entry.sequence))?;
+                        if old.state != OutboxState::Delivered {
+                            // Retention runs from the delivering attempt.
+                            let at = attempt.as_ref().map_or(new.next_attempt_ms, |a| a.0);
+                            delivered.insert(delivered_key(at, id), &[][..])?;
+                        }
                     }
                 }
-                if let Some(a) = &attempt {
+                if let Some((_, a)) = &attempt {
                     attempts.insert(attempt_key(id, new.attempts), a.as_slice())?;
                 }
                 let value = encode(&new).map_err(ConflictableTransactionError::Abort)?;

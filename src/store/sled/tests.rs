@@ -148,6 +148,49 @@ async fn values_of_the_previous_release_are_read_and_moved_on() {
     let now = store.get_order("o1").await.unwrap().unwrap();
     assert_eq!((now.version, now.body), (2, b"{\"v\":2}".to_vec()));
     // Pruning finds the old record through its index.
-    assert_eq!(store.prune_idempotency(2_000).await.unwrap(), 2);
+    assert_eq!(store.prune_idempotency(2_000, 100).await.unwrap(), 2);
     assert_eq!(store.get_idempotency(&key).await.unwrap(), None);
+}
+
+/// A store written before the delivered index existed gets it built at open: its delivered
+/// entries are pruned by their delivery time like new ones.
+#[tokio::test]
+async fn delivered_entries_of_an_older_store_are_indexed_at_open() {
+    let dir = TempDir::new().unwrap();
+    {
+        let store = open(&dir);
+        let entry = crate::store::OutboxEntry {
+            id: "ev1".into(),
+            order_id: "o1".into(),
+            sequence: 1,
+            event_type: "order.converted".into(),
+            body: b"{}".to_vec(),
+            created_at_ms: 1_000,
+        };
+        store
+            .commit(Commit {
+                outbox: vec![entry],
+                ..Commit::default()
+            })
+            .await
+            .unwrap();
+        let attempt = Attempt {
+            at_ms: 2_000,
+            latency_ms: 1,
+            delivered: true,
+            status: Some(200),
+            detail: String::new(),
+        };
+        store
+            .outbox_record("ev1", attempt, NextStep::Delivered)
+            .await
+            .unwrap();
+        // What an earlier release left behind: no index of delivered entries.
+        store.trees.outbox_delivered.clear().unwrap();
+        store.flush().await.unwrap();
+    }
+    let store = open(&dir);
+    assert_eq!(store.prune_outbox(2_000, 10).await.unwrap(), 0);
+    assert_eq!(store.prune_outbox(2_001, 10).await.unwrap(), 1);
+    assert_eq!(store.outbox_get("ev1").await.unwrap(), None);
 }

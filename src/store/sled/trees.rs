@@ -3,7 +3,6 @@
 use std::ops::Bound;
 
 use sled::transaction::{ConflictableTransactionError, TransactionError};
-use sled::Transactional;
 
 use super::codec::{corrupt, decode, Codec};
 use super::keys::{idem_key, parse_idem_key};
@@ -12,12 +11,13 @@ use crate::store::{IdempotencyKey, IdempotencyRecord, OrderRecord, StoreCounts, 
 pub(super) const ORDERS: &str = "v1.orders";
 const ORDER_EXT: &str = "v1.order_ext";
 pub(super) const IDEM: &str = "v1.idem";
-const IDEM_TIME: &str = "v1.idem_time";
+pub(super) const IDEM_TIME: &str = "v1.idem_time";
 pub(super) const OUTBOX: &str = "v1.outbox";
 pub(super) const OUTBOX_DUE: &str = "v1.outbox_due";
 const OUTBOX_ORDER: &str = "v1.outbox_order";
 const OUTBOX_DEAD: &str = "v1.outbox_dead";
 pub(super) const OUTBOX_ATTEMPTS: &str = "v1.outbox_attempts";
+pub(super) const OUTBOX_DELIVERED: &str = "v1.outbox_delivered";
 
 /// The trees of the format, cheap to share with blocking tasks.
 pub(super) struct Trees {
@@ -30,6 +30,7 @@ pub(super) struct Trees {
     pub(super) outbox_order: sled::Tree,
     pub(super) outbox_dead: sled::Tree,
     pub(super) outbox_attempts: sled::Tree,
+    pub(super) outbox_delivered: sled::Tree,
 }
 
 pub(super) fn io_error(e: sled::Error) -> StoreError {
@@ -60,7 +61,7 @@ pub(super) type TxResult<T> = Result<T, ConflictableTransactionError<StoreError>
 impl Trees {
     pub(super) fn open(db: &sled::Db) -> Result<Trees, StoreError> {
         let tree = |name: &str| db.open_tree(name).map_err(io_error);
-        Ok(Trees {
+        let trees = Trees {
             orders: tree(ORDERS)?,
             order_ext: tree(ORDER_EXT)?,
             idem: tree(IDEM)?,
@@ -70,7 +71,12 @@ impl Trees {
             outbox_order: tree(OUTBOX_ORDER)?,
             outbox_dead: tree(OUTBOX_DEAD)?,
             outbox_attempts: tree(OUTBOX_ATTEMPTS)?,
-        })
+            outbox_delivered: tree(OUTBOX_DELIVERED)?,
+        };
+        if trees.index_delivered()? > 0 {
+            db.flush().map_err(io_error)?;
+        }
+        Ok(trees)
     }
 
     pub(super) fn get_order(&self, id: &str) -> Result<Option<OrderRecord>, StoreError> {
@@ -115,25 +121,6 @@ impl Trees {
         key: &IdempotencyKey,
     ) -> Result<Option<IdempotencyRecord>, StoreError> {
         get(&self.idem, IDEM, &idem_key(key))
-    }
-
-    /// Removes the idempotency records indexed before `before_ms`; returns how many.
-    pub(super) fn prune_idempotency(&self, before_ms: u64) -> Result<u64, StoreError> {
-        let mut removed = 0;
-        for entry in self.idem_time.range(..before_ms.to_be_bytes()) {
-            let (time_key, _) = entry.map_err(io_error)?;
-            let key = time_key
-                .get(8..)
-                .ok_or_else(|| corrupt(IDEM_TIME, &time_key, "key shorter than its timestamp"))?;
-            let existed = (&self.idem, &self.idem_time)
-                .transaction(|(idem, idem_time)| {
-                    idem_time.remove(&*time_key)?;
-                    Ok(idem.remove(key)?.is_some())
-                })
-                .map_err(tx_error)?;
-            removed += u64::from(existed);
-        }
-        Ok(removed)
     }
 
     pub(super) fn counts(&self) -> StoreCounts {
