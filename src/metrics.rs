@@ -30,6 +30,8 @@ pub struct Metrics {
     /// Delivery attempts by outcome (`delivered`, `retry`, `dead`).
     pub outbox_attempts: IntCounterVec,
     pub outbox_delivery_seconds: Histogram,
+    /// Stored records that could not be decoded and were skipped, by kind (`order`).
+    pub undecodable: IntCounterVec,
     pub build_info: IntGaugeVec,
 }
 
@@ -93,6 +95,13 @@ impl Metrics {
                 "fast_seller_outbox_delivery_duration_seconds",
                 "Time of one delivery attempt",
             ))?,
+            undecodable: IntCounterVec::new(
+                Opts::new(
+                    "fast_seller_undecodable_records_total",
+                    "Stored records skipped because they could not be decoded, by kind",
+                ),
+                &["kind"],
+            )?,
             build_info: IntGaugeVec::new(
                 Opts::new("fast_seller_build_info", "Always 1; the version is a label"),
                 &["version"],
@@ -118,6 +127,7 @@ impl Metrics {
         r.register(Box::new(self.outbox_dead.clone()))?;
         r.register(Box::new(self.outbox_attempts.clone()))?;
         r.register(Box::new(self.outbox_delivery_seconds.clone()))?;
+        r.register(Box::new(self.undecodable.clone()))?;
         r.register(Box::new(self.build_info.clone()))?;
         Ok(())
     }

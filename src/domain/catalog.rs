@@ -8,6 +8,11 @@ use rust_decimal::Decimal;
 use serde::Deserialize;
 use std::collections::{BTreeMap, HashMap};
 
+/// Catalog amounts (prices, costs, coupon amounts) stay below this: a line of the most units
+/// a line may have (`MAX_QUANTITY`) at such a price stays below the largest amount an order
+/// can hold (`MAX_MONEY`), so no catalog price can by itself make an order unstorable.
+pub const MAX_CATALOG_AMOUNT: Decimal = Decimal::from_parts(1_410_065_408, 2, 0, false, 0); // 10,000,000,000
+
 #[derive(Debug, thiserror::Error)]
 #[error("catalog: {0}")]
 pub struct CatalogError(pub String);
@@ -341,7 +346,28 @@ mod raw {
         if m.0.is_sign_negative() && !m.0.is_zero() {
             return Err(err(at, format!("must not be negative (got {})", m.0)));
         }
+        if m.0 >= super::MAX_CATALOG_AMOUNT {
+            return Err(err(
+                at,
+                format!(
+                    "must be below {} (got {}): one line of {} units must stay below the \
+                     largest amount an order can hold",
+                    super::MAX_CATALOG_AMOUNT,
+                    m.0,
+                    crate::domain::MAX_QUANTITY
+                ),
+            ));
+        }
         Ok(m.0)
+    }
+
+    /// A tax rate: a fraction from 0 to 1 (`0.0725` is 7.25 %).
+    fn rate(at: &str, m: Money) -> Result<Decimal, CatalogError> {
+        let r = non_negative(at, m)?;
+        if r > Decimal::ONE {
+            return Err(err(at, format!("a tax rate is at most 1 (got {r})")));
+        }
+        Ok(r)
     }
 
     fn stock(at: &str, s: Option<i64>) -> Result<Option<i64>, CatalogError> {
@@ -474,14 +500,14 @@ mod raw {
         fn validate(self) -> Result<TaxTable, CatalogError> {
             Ok(TaxTable {
                 default_rate: match self.default_rate {
-                    Some(m) => non_negative("tax.default_rate", m)?,
+                    Some(m) => rate("tax.default_rate", m)?,
                     None => Decimal::ZERO,
                 },
                 rates: self
                     .rates
                     .into_iter()
                     .map(|(k, m)| {
-                        non_negative(&format!("tax.rates.{k}"), m)
+                        rate(&format!("tax.rates.{k}"), m)
                             .map(|r| (k.trim().to_ascii_uppercase(), r))
                     })
                     .collect::<Result<_, _>>()?,

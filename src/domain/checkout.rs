@@ -9,7 +9,7 @@ mod segments;
 
 use super::catalog::{Catalog, Sku, SkuQuery};
 use super::pricing::reprice;
-use super::{DomainError, IdSource, MAX_QUANTITY};
+use super::{limits, DomainError, IdSource, ReasonCode, MAX_QUANTITY};
 use crate::protocol::{
     CartToOrderConvert, FastOrder, Id, Money, OrderDiscount, OrderLine, OrderStatus, OrderType,
     SegmentStatus, SegmentType, UpdateOrderSegment,
@@ -71,6 +71,8 @@ pub fn create_cart(
         });
     }
     reprice(&mut order, catalog);
+    limits::amounts_in_range(&order)
+        .map_err(|message| DomainError::unprocessable("order.order", message))?;
     Ok(order)
 }
 
@@ -207,7 +209,13 @@ pub fn apply_update(
 
     let mut step = |kind: SegmentType, f: &mut dyn FnMut(&mut FastOrder) -> SegmentResult| {
         let mut draft = current.clone();
-        let entry = match f(&mut draft) {
+        // A change whose computed amounts leave the storable range fails like any refusal.
+        let result = f(&mut draft).and_then(|message| {
+            limits::amounts_in_range(&draft)
+                .map(|()| message)
+                .map_err(|m| Refusal(ReasonCode::InvalidQuantity, m))
+        });
+        let entry = match result {
             Ok(message) => {
                 current = draft;
                 SegmentStatus {

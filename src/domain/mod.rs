@@ -5,6 +5,7 @@
 pub mod catalog;
 pub mod checkout;
 pub mod error;
+pub mod limits;
 pub mod pricing;
 pub mod status;
 pub mod vendure_pricing;

@@ -19,6 +19,7 @@ use crate::domain::manage::{
     self, status_of, Actor, BusinessEventBody, CancelRequest, FulfilRequest, Ledger,
     RefundCalculation, RefundRequest,
 };
+use crate::metrics::Metrics;
 use crate::protocol::{
     parse_known, FastCall, FastOrder, Fields, Id, Money, OrderLookup, OrderStatus, Parsed,
 };
@@ -70,6 +71,10 @@ pub struct OrderPage {
     /// Pass as `cursor` for the next page; absent on the last one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub next_cursor: Option<String>,
+    /// Ids of stored orders this page passed over because they could not be decoded (also
+    /// logged and counted in `fast_seller_undecodable_records_total`); absent when none.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub skipped: Vec<String>,
 }
 
 /// An order as the merchant sees it: the snapshot, its version and its management ledger
@@ -278,6 +283,7 @@ impl Service {
         let limit = filter.limit.clamp(1, MAX_PAGE);
         let mut cursor = filter.cursor.clone();
         let mut orders = Vec::new();
+        let mut skipped = Vec::new();
         let mut scanned = 0;
         loop {
             let batch = self
@@ -288,27 +294,33 @@ impl Service {
             for record in batch {
                 scanned += 1;
                 cursor = Some(record.id.clone());
-                let loaded = Loaded::decode(record)?;
+                let id = record.id.clone();
+                // One record that cannot be read must not hide every other order.
+                let loaded = match Loaded::decode(record) {
+                    Ok(loaded) => loaded,
+                    Err(e) => {
+                        tracing::error!(order_id = %id, error = %e, "undecodable order skipped in a listing");
+                        Metrics::inc(&self.metrics.undecodable, &["order"]);
+                        skipped.push(id);
+                        continue;
+                    }
+                };
                 if loaded.matches(filter) {
                     orders.push(loaded.summary());
                     if orders.len() == limit {
                         return Ok(OrderPage {
                             orders,
                             next_cursor: cursor,
+                            skipped,
                         });
                     }
                 }
             }
-            if exhausted {
+            if exhausted || scanned >= SCAN_BUDGET {
                 return Ok(OrderPage {
                     orders,
-                    next_cursor: None,
-                });
-            }
-            if scanned >= SCAN_BUDGET {
-                return Ok(OrderPage {
-                    orders,
-                    next_cursor: cursor,
+                    next_cursor: cursor.filter(|_| !exhausted),
+                    skipped,
                 });
             }
         }

@@ -510,3 +510,209 @@ async fn nul_text_is_refused_with_400_on_postgres() {
     .await;
     nul_is_refused_with_400_naming_the_field(&server, "PostgreSQL").await;
 }
+
+// ---------------------------------------------------------------------------------------------
+// No order can poison reads
+// ---------------------------------------------------------------------------------------------
+
+/// A catalog of one product at `price` (and the demo's `mug-01` at 10.00), no tax, written
+/// into `dir`.
+fn catalog_file(dir: &std::path::Path, price: &str) -> std::path::PathBuf {
+    let path = dir.join("catalog.json");
+    let catalog = json!({
+        "currency": "USD",
+        "products": [
+            {"id": "big", "name": "Big", "fulfillment": "physical", "price": price},
+            {"id": "mug-01", "name": "Mug", "fulfillment": "physical", "price": "10.00"}
+        ]
+    });
+    std::fs::write(&path, catalog.to_string()).unwrap();
+    path
+}
+
+/// `GET /admin/v1/orders` with the admin token.
+async fn admin_list(http: &reqwest::Client, base: &str) -> (u16, Value) {
+    let r = http
+        .get(format!("{base}/admin/v1/orders"))
+        .header("authorization", format!("Bearer {ADMIN_TOKEN}"))
+        .send()
+        .await
+        .unwrap();
+    (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
+}
+
+/// Item 3 of the attack review: a catalog price of 10,000,000,000.00 times 100,000 units was
+/// stored as a total of 1e15, after which reading that order and listing every order answered
+/// 500. The catalog loader refuses such a price at start-up; with the largest price it takes,
+/// a create whose total leaves the storable range is 422 and an update that would is a failed
+/// items segment, so the order, its reads and the listing stay as they were.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn computed_amounts_stay_in_range_and_reads_keep_working() {
+    let dir = tempfile::TempDir::new().unwrap();
+    let data = dir.path().join("data");
+    let catalog = catalog_file(dir.path(), "10000000000.00");
+    let mut refused = ServerProcess::spawn_with(
+        &[
+            std::ffi::OsStr::new("--data-dir"),
+            data.as_os_str(),
+            std::ffi::OsStr::new("--catalog"),
+            catalog.as_os_str(),
+        ],
+        &[],
+    );
+    let status = refused
+        .wait_exit(WAIT)
+        .await
+        .expect("start-up refuses the catalog");
+    assert_eq!(status.code(), Some(2), "{}", refused.output());
+    assert!(
+        refused
+            .output()
+            .contains("products[0] (big).price: must be below 10000000000"),
+        "the refusal names the entry:\n{}",
+        refused.output()
+    );
+
+    let catalog = catalog_file(dir.path(), "9999999999.99");
+    let server = ServerProcess::start_with(
+        &[
+            std::ffi::OsStr::new("--data-dir"),
+            data.as_os_str(),
+            std::ffi::OsStr::new("--catalog"),
+            catalog.as_os_str(),
+        ],
+        &[("FAST_SELLER_ADMIN_TOKEN", ADMIN_TOKEN)],
+    )
+    .await;
+    let base = server.base();
+    let http = http_client();
+    let two_full_lines = create_body(
+        "big-0",
+        "F-BIG-0",
+        &[("L-1", "big", 100_000), ("L-2", "big", 100_000)],
+    );
+    let r = post_ok(&http, &base, "create", &two_full_lines).await;
+    assert_eq!(r.status, 422, "a total of 2e15 is refused: {}", show(&r));
+    assert!(
+        r.json()["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("amounts must stay below 1000000000000000")),
+        "{}",
+        show(&r)
+    );
+
+    let one_full_line = create_body("big-1", "F-BIG-1", &[("L-1", "big", 100_000)]);
+    let r = post_ok(&http, &base, "create", &one_full_line).await;
+    assert_eq!(r.status, 200, "{}", show(&r));
+    let total = r.order()["total_amount"].clone();
+    assert_eq!(total, json!("999999999999000.00"));
+    let more = update_body(
+        "big-2",
+        "F-BIG-1",
+        json!({"items": [{"item_id": {"value": "L-2"}, "external_product_id": "big", "quantity": 1}]}),
+    );
+    let r = post_ok(&http, &base, "update", &more).await;
+    assert_eq!(r.status, 200, "{}", show(&r));
+    let status = &r.json()["order"]["status"][0];
+    assert_eq!(status["status"], json!(false), "{}", show(&r));
+    assert_eq!(
+        status["reason_code"],
+        json!("INVALID_QUANTITY"),
+        "{}",
+        show(&r)
+    );
+    assert_eq!(
+        r.order()["total_amount"],
+        total,
+        "the failed segment changed nothing"
+    );
+
+    let read = json!({"type": "ENTITY_TYPE_ORDER", "order": {"order_id": {"value": "F-BIG-1"}}});
+    let r = post_ok(&http, &base, "read", &read).await;
+    assert_eq!(r.status, 200, "{}", show(&r));
+    assert_eq!(r.order()["lines"].as_array().map(Vec::len), Some(1));
+    let (status, listing) = admin_list(&http, &base).await;
+    assert_eq!(status, 200, "{listing}");
+    assert_eq!(
+        listing["orders"].as_array().map(Vec::len),
+        Some(1),
+        "{listing}"
+    );
+}
+
+/// Item 3 (continued): one stored order that cannot be decoded (here a PostgreSQL row
+/// overwritten with other JSON) made `GET /admin/v1/orders` answer 500 for every order. The
+/// listing now skips it, names it in `skipped`, logs it and counts it in
+/// `fast_seller_undecodable_records_total`; the other orders are listed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_undecodable_order_is_skipped_by_the_listing() {
+    let schema = crate::pg::PgSchema::create().await;
+    let dir = tempfile::TempDir::new().unwrap();
+    let url = schema.url();
+    let server = ServerProcess::start_with(
+        &[
+            std::ffi::OsStr::new("--store"),
+            std::ffi::OsStr::new(&url),
+            std::ffi::OsStr::new("--data-dir"),
+            dir.path().as_os_str(),
+        ],
+        &[("FAST_SELLER_ADMIN_TOKEN", ADMIN_TOKEN)],
+    )
+    .await;
+    let base = server.base();
+    let http = http_client();
+    for i in 0..3 {
+        let body = create_body(
+            &format!("u-{i}"),
+            &format!("F-U{i}"),
+            &[("L-1", "mug-01", 1)],
+        );
+        let r = post_ok(&http, &base, "create", &body).await;
+        assert_eq!(r.status, 200, "{}", show(&r));
+    }
+    let poisoned = crate::pg::raw_client()
+        .await
+        .execute(
+            &format!(
+                "UPDATE {}.orders SET body = convert_to('{{\"order\": 1}}', 'UTF8') WHERE id = 'F-U1'",
+                schema.name
+            ),
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(poisoned, 1);
+    let (status, listing) = admin_list(&http, &base).await;
+    assert_eq!(
+        status, 200,
+        "one bad record must not break the listing: {listing}"
+    );
+    let ids: Vec<&str> = listing["orders"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|o| o["id"].as_str())
+        .collect();
+    assert_eq!(ids, ["F-U0", "F-U2"], "{listing}");
+    assert_eq!(listing["skipped"], json!(["F-U1"]), "{listing}");
+    let metrics = http
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains(r#"fast_seller_undecodable_records_total{kind="order"} 1"#),
+        "{metrics}"
+    );
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(
+        server
+            .output()
+            .contains("undecodable order skipped in a listing"),
+        "{}",
+        server.output()
+    );
+}
