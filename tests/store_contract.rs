@@ -10,6 +10,9 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use fast_seller::clock::{Clock, ManualClock};
+use fast_seller::metrics::Metrics;
+use fast_seller::service::{Pruned, Service, ServiceSettings};
 use fast_seller::store::postgres::{redact_url, PgStore};
 use fast_seller::store::sled::SledStore;
 use fast_seller::store::{
@@ -36,6 +39,42 @@ impl Harness {
 
     async fn pg() -> Harness {
         Harness::Pg(PgSchema::create().await)
+    }
+
+    /// Bytes the store takes on disk: the sled directory, or the PostgreSQL schema's tables
+    /// with their indexes and TOAST.
+    async fn disk_bytes(&self) -> u64 {
+        match self {
+            Harness::Sled(dir) => dir_bytes(dir.path()),
+            Harness::Pg(schema) => {
+                let row = raw_client()
+                    .await
+                    .query_one(
+                        "SELECT COALESCE(sum(pg_total_relation_size(c.oid)), 0)::bigint \
+                         FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+                         WHERE n.nspname = $1 AND c.relkind = 'r'",
+                        &[&schema.name],
+                    )
+                    .await
+                    .expect("table sizes");
+                u64::try_from(row.get::<_, i64>(0)).unwrap_or(0)
+            }
+        }
+    }
+
+    /// What PostgreSQL's autovacuum does in the background (a test is over before it runs):
+    /// marks the space of deleted rows reusable. sled needs nothing.
+    async fn vacuum(&self) {
+        if let Harness::Pg(schema) = self {
+            raw_client()
+                .await
+                .batch_execute(&format!(
+                    "VACUUM {0}.orders, {0}.idempotency, {0}.outbox, {0}.outbox_attempts",
+                    schema.name
+                ))
+                .await
+                .expect("vacuum");
+        }
     }
 
     /// Opens the store (again): reopening is how durability is checked. A sled store must be
@@ -422,6 +461,201 @@ async fn imported_delivered_entries_are_pruned_by_their_delivery(h: Harness) {
     assert_eq!(store.prune_outbox(1_501, 10).await.unwrap(), 1);
     assert_eq!(store.outbox_get("q1").await.unwrap(), None);
     assert_eq!(store.counts().await.unwrap().outbox_entries, 3);
+}
+
+// ---- retention under steady traffic ----
+
+/// Days of traffic in [`steady_traffic_stays_the_size_of_its_window`].
+const DAYS: u64 = 24;
+/// Idempotency records and delivered events are kept this many days.
+const RETENTION_DAYS: u64 = 2;
+/// Orders updated, round-robin: the live data, which does not grow.
+const CARTS: usize = 40;
+/// Updates per day (each with its stored answer) and events delivered per day.
+const UPDATES: usize = 400;
+const EVENTS: usize = 80;
+const DAY_MS: u64 = 24 * 3600 * 1000;
+
+/// An order of about 2 KB of JSON that compresses like a real one (repeated keys, varying
+/// values).
+fn cart_json(cart: usize, version: u64) -> Vec<u8> {
+    let mut x = (cart as u64 + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ version;
+    let mut next = || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    let lines: Vec<String> = (0..12)
+        .map(|i| {
+            format!(
+                "{{\"id\":{{\"value\":\"li-{:016x}\"}},\"productId\":\"sku-{}\",\
+                 \"quantity\":{},\"price\":{{\"amount\":\"{}.{:02}\",\"currency\":\"USD\"}},\
+                 \"externalId\":\"{:x}\"}}",
+                next(),
+                i * 7 + cart % 5,
+                next() % 9 + 1,
+                next() % 500,
+                next() % 100,
+                next()
+            )
+        })
+        .collect();
+    format!(
+        "{{\"id\":{{\"value\":\"cart-{cart}\"}},\"version\":{version},\"lineItems\":[{}]}}",
+        lines.join(",")
+    )
+    .into_bytes()
+}
+
+/// Bytes of the files under `dir`.
+fn dir_bytes(dir: &std::path::Path) -> u64 {
+    std::fs::read_dir(dir)
+        .expect("read data dir")
+        .map(|e| {
+            let e = e.expect("dir entry");
+            let meta = e.metadata().expect("metadata");
+            if meta.is_dir() {
+                dir_bytes(&e.path())
+            } else {
+                meta.len()
+            }
+        })
+        .sum()
+}
+
+/// One day of traffic at `now`: every cart updated in turn (each update stored with its
+/// answer), and events queued and delivered.
+async fn one_day(
+    store: &Arc<dyn Store>,
+    day: u64,
+    now: u64,
+    versions: &mut [u64],
+    seqs: &mut [u64],
+) {
+    for chunk in 0..UPDATES / CARTS {
+        let commits = (0..CARTS).map(|cart| {
+            let version = versions[cart] + 1;
+            let record = OrderRecord {
+                id: format!("cart-{cart}"),
+                external_ids: vec![format!("ext-{cart}")],
+                version,
+                body: cart_json(cart, version),
+            };
+            let mut commit = write(
+                record,
+                (version > 1).then_some(version - 1),
+                &format!("d{day}-c{chunk}-{cart}"),
+            );
+            if let Some((_, answer)) = &mut commit.idempotency {
+                answer.created_at_ms = now;
+                answer.body = cart_json(cart, version);
+            }
+            if chunk * CARTS + cart < EVENTS {
+                seqs[cart] += 1;
+                commit.outbox = vec![OutboxEntry {
+                    id: format!("ev-{day:03}-{chunk:03}-{cart:03}"),
+                    order_id: format!("cart-{cart}"),
+                    sequence: seqs[cart],
+                    event_type: "order.status_changed".into(),
+                    body: cart_json(cart, version),
+                    created_at_ms: now,
+                }];
+            }
+            versions[cart] = version;
+            let store = store.clone();
+            async move { store.commit(commit).await }
+        });
+        for result in futures_util::future::join_all(commits.collect::<Vec<_>>()).await {
+            result.expect("commit");
+        }
+    }
+    loop {
+        let due = store.outbox_claim(now, 1_000, 0).await.expect("claim");
+        if due.is_empty() {
+            break;
+        }
+        for item in due {
+            store
+                .outbox_record(&item.entry.id, attempt(now, true), NextStep::Delivered)
+                .await
+                .expect("deliver");
+        }
+    }
+}
+
+/// Storage that stays the size of the live data: steady traffic (every cart updated with
+/// its stored answer, events queued and delivered) for [`DAYS`] days, with idempotency
+/// records and delivered events kept [`RETENTION_DAYS`] days and pruned by the service on
+/// the injected clock. Once the window is full the row counts are level, every day, and the
+/// space of what expires is reused ([`steady_disk_is_bounded`]).
+async fn steady_traffic_stays_the_size_of_its_window(h: Harness) {
+    let store = h.open().await;
+    let clock = Arc::new(ManualClock::new(20_000 * DAY_MS));
+    let retention = Duration::from_millis(RETENTION_DAYS * DAY_MS);
+    let service = Service::new(
+        store.clone(),
+        Arc::new(fast_seller::catalog::load(None).expect("demo catalog")),
+        clock.clone(),
+        ServiceSettings {
+            idempotency_retention: retention,
+            outbox_retention: retention,
+            ..ServiceSettings::default()
+        },
+        Arc::new(tokio::sync::Notify::new()),
+        Arc::new(Metrics::new().expect("metrics")),
+    );
+    let (mut versions, mut seqs) = (vec![0; CARTS], vec![0; CARTS]);
+    let mut disk = Vec::new();
+    for day in 0..DAYS {
+        one_day(&store, day, clock.now_ms(), &mut versions, &mut seqs).await;
+        clock.advance_ms(DAY_MS);
+        let pruned = service.prune().await.expect("prune");
+        let expired = if day >= RETENTION_DAYS { 1 } else { 0 };
+        assert_eq!(
+            pruned,
+            Pruned {
+                idempotency_records: expired * UPDATES as u64,
+                outbox_entries: expired * EVENTS as u64,
+            },
+            "day {day}: what expired a day ago is pruned, nothing else"
+        );
+        let kept = (day + 1).min(RETENTION_DAYS);
+        assert_eq!(
+            store.counts().await.expect("counts"),
+            StoreCounts {
+                orders: CARTS as u64,
+                idempotency_records: kept * UPDATES as u64,
+                outbox_entries: kept * EVENTS as u64,
+                outbox_pending: 0,
+                outbox_dead: 0,
+            },
+            "day {day}: the store holds the retention window, no more"
+        );
+        h.vacuum().await;
+        disk.push(h.disk_bytes().await);
+    }
+    eprintln!("disk bytes after each day: {disk:?}");
+    steady_disk_is_bounded(&disk);
+}
+
+/// The store stops growing once the window is full: the largest size over the second half
+/// of the days is less than 1.5 times the largest over the first half (growing with the
+/// traffic, as before pruning, it would be about twice). sled's files move up and down by
+/// whole segments (512 KiB), so single days are not compared; measured, the second half
+/// stays within one segment of the first.
+fn steady_disk_is_bounded(disk: &[u64]) {
+    let (first, second) = disk.split_at(disk.len() / 2);
+    let max = |days: &[u64]| days.iter().copied().max().unwrap_or(0);
+    assert!(
+        max(second) * 2 < max(first) * 3,
+        "the store kept growing: at most {} bytes over the first {} days, {} over the last {} \
+         ({disk:?})",
+        max(first),
+        first.len(),
+        max(second),
+        second.len()
+    );
 }
 
 async fn data_survives_reopen(h: Harness) {
@@ -935,6 +1169,7 @@ contract!(
     prune_removes_only_older_records,
     prune_outbox_removes_only_delivered_entries_past_the_cutoff,
     imported_delivered_entries_are_pruned_by_their_delivery,
+    steady_traffic_stays_the_size_of_its_window,
     data_survives_reopen,
     concurrent_commits_all_succeed,
     outbox_is_fifo_per_order_and_retries_keep_the_order,
