@@ -13,12 +13,21 @@ pub const MIN_RETENTION: Duration = Duration::from_secs(24 * 3600);
 /// Fast's production order-management API.
 pub const DEFAULT_FAST_API_URL: &str = "https://api.fast.co/v1";
 
-/// An http(s) URL setting.
+/// An http(s) URL setting with a host.
 fn http_url(v: &str) -> Result<String, String> {
-    if v.starts_with("http://") || v.starts_with("https://") {
-        Ok(v.to_string())
-    } else {
-        Err("expected an http:// or https:// URL".into())
+    url_with_scheme(v, &["http", "https"], "an http:// or https:// URL")
+}
+
+/// A URL whose scheme is one of `schemes` and that names a host.
+fn url_with_scheme(v: &str, schemes: &[&str], expected: &str) -> Result<String, String> {
+    match reqwest::Url::parse(v) {
+        Ok(url)
+            if schemes.contains(&url.scheme()) && url.host_str().is_some_and(|h| !h.is_empty()) =>
+        {
+            Ok(v.to_string())
+        }
+        Ok(_) => Err(format!("expected {expected}")),
+        Err(e) => Err(format!("not a URL ({e}): expected {expected}")),
     }
 }
 
@@ -256,8 +265,22 @@ macro_rules! raw_settings {
             }
         }
 
+        /// Every setting's file key: flags first, then the secrets.
+        pub const KEYS: &[&str] = &[ $( stringify!($name), )* $( stringify!($sname), )* ];
+
+        impl RawSettings {
+            /// The value given for `key` (as text, before validation), if any.
+            pub fn given(&self, key: &str) -> Option<&str> {
+                match key {
+                    $( stringify!($name) => self.$name.as_deref(), )*
+                    $( stringify!($sname) => self.$sname.as_deref(), )*
+                    _ => None,
+                }
+            }
+        }
+
         /// Env var of each setting, for messages.
-        fn env_name(key: &str) -> &'static str {
+        pub fn env_name(key: &str) -> &'static str {
             match key {
                 $( stringify!($name) => $env, )*
                 $( stringify!($sname) => $senv, )*
@@ -266,7 +289,7 @@ macro_rules! raw_settings {
         }
 
         /// Whether a setting is a secret (env or file only).
-        fn is_secret(key: &str) -> bool {
+        pub fn is_secret(key: &str) -> bool {
             matches!(key, $( stringify!($sname) )|* )
         }
     };
@@ -392,13 +415,13 @@ impl RawSettings {
                 "body_read_timeout",
                 raw.body_read_timeout,
                 d.body_read_timeout,
-                duration,
+                |v| duration_in(v, Duration::from_millis(100), HOUR),
             )?,
             cache_capacity: value(
                 "cache_capacity",
                 raw.cache_capacity,
                 d.cache_capacity,
-                |v| v.parse().map_err(|_| "expected a number of bytes".into()),
+                cache_capacity,
             )?,
             workers: value("workers", raw.workers, d.workers, workers)?,
             log_format: value("log_format", raw.log_format, d.log_format, log_format)?,
@@ -406,14 +429,14 @@ impl RawSettings {
                 "shutdown_timeout",
                 raw.shutdown_timeout,
                 d.shutdown_timeout,
-                duration,
+                |v| duration_in(v, Duration::from_secs(1), HOUR),
             )?,
             outbox,
             webhook_url: optional("webhook_url", raw.webhook_url, http_url)?,
             webhook_secret: optional("webhook_secret", raw.webhook_secret, |v| {
                 WebhookSecret::parse(v).map_err(|e| e.to_string())
             })?,
-            nats_url: value("nats_url", raw.nats_url, d.nats_url, text)?,
+            nats_url: value("nats_url", raw.nats_url, d.nats_url, nats_url)?,
             hmac_secrets: value(
                 "hmac_secrets",
                 raw.hmac_secrets,
@@ -424,7 +447,7 @@ impl RawSettings {
                 "hmac_tolerance",
                 raw.hmac_tolerance,
                 d.hmac_tolerance,
-                positive_duration,
+                |v| duration_in(v, Duration::from_secs(1), 24 * HOUR),
             )?,
             jwks: non_blank(raw.jwks),
             app_id: non_blank(raw.app_id),
@@ -465,7 +488,7 @@ fn outbox(
             "outbox_attempt_timeout",
             attempt_timeout,
             defaults.attempt_timeout,
-            duration,
+            |v| duration_in(v, Duration::from_secs(1), HOUR),
         )?,
         ..defaults
     })
@@ -497,9 +520,30 @@ fn count_in(v: &str, min: usize, max: usize) -> Result<usize, String> {
     }
 }
 
+/// An IP address and port; a host name is not resolved (the message says what to write).
 fn socket_addr(v: &str) -> Result<SocketAddr, String> {
-    v.parse()
-        .map_err(|_| "expected an address such as 127.0.0.1:8080".into())
+    if let Ok(addr) = v.parse() {
+        return Ok(addr);
+    }
+    let examples = "such as 127.0.0.1:8080 (this machine only) or 0.0.0.0:8080 (every interface)";
+    if v.parse::<std::net::IpAddr>().is_ok() {
+        return Err(format!("add a port: an IP address and port {examples}"));
+    }
+    match v.rsplit_once(':') {
+        Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok() => {
+            if host.eq_ignore_ascii_case("localhost") {
+                Err(format!(
+                    "an IP address is needed, not a host name: write 127.0.0.1:{port}"
+                ))
+            } else {
+                Err(format!(
+                    "`{host}` is a host name; an IP address is needed, e.g. 127.0.0.1:{port} \
+                     (this machine only) or 0.0.0.0:{port} (every interface)"
+                ))
+            }
+        }
+        _ => Err(format!("expected an IP address and port {examples}")),
+    }
 }
 
 fn auth_mode(v: &str) -> Result<AuthMode, String> {
@@ -529,10 +573,17 @@ fn log_format(v: &str) -> Result<LogFormat, String> {
     }
 }
 
+const HOUR: Duration = Duration::from_secs(3600);
+/// Ten years: longer durations are typos, and overflow millisecond arithmetic.
+const MAX_RETENTION: Duration = Duration::from_secs(3650 * 24 * 3600);
+
 fn retention(v: &str) -> Result<Duration, String> {
     let dur = duration(v)?;
     if dur < MIN_RETENTION {
         return Err("must be at least 24h".into());
+    }
+    if dur > MAX_RETENTION {
+        return Err("must be at most 3650d".into());
     }
     Ok(dur)
 }
@@ -546,25 +597,35 @@ fn outbox_retention(v: &str) -> Result<Duration, String> {
     Ok(dur)
 }
 
-fn positive_duration(v: &str) -> Result<Duration, String> {
+/// A duration from `min` to `max`, both included.
+fn duration_in(v: &str, min: Duration, max: Duration) -> Result<Duration, String> {
     let dur = duration(v)?;
-    if dur.is_zero() {
-        return Err("must be positive".into());
+    if dur < min || dur > max {
+        let show = |d: Duration| humantime::format_duration(d).to_string();
+        return Err(format!("must be from {} to {}", show(min), show(max)));
     }
     Ok(dur)
 }
 
 fn body_limit(v: &str) -> Result<usize, String> {
     match v.parse::<usize>() {
-        Ok(n) if n >= 1024 => Ok(n),
-        _ => Err("expected a number of bytes, at least 1024".into()),
+        Ok(n) if (1024..=1 << 30).contains(&n) => Ok(n),
+        _ => Err("expected a number of bytes from 1024 to 1073741824 (1 GiB)".into()),
+    }
+}
+
+/// sled's page cache: below a megabyte sled thrashes (and below 256 bytes it panics).
+fn cache_capacity(v: &str) -> Result<u64, String> {
+    match v.parse::<u64>() {
+        Ok(n) if (1 << 20..=1 << 40).contains(&n) => Ok(n),
+        _ => Err("expected a number of bytes from 1048576 (1 MiB) to 1099511627776 (1 TiB)".into()),
     }
 }
 
 fn workers(v: &str) -> Result<usize, String> {
     match v.parse::<usize>() {
         Ok(n) if n <= 256 => Ok(n),
-        _ => Err("expected a number of threads (0 = one per core)".into()),
+        _ => Err("expected a number of threads from 0 to 256 (0 = one per core)".into()),
     }
 }
 
@@ -581,6 +642,21 @@ fn boolean(v: &str) -> Result<bool, String> {
         "false" | "0" | "no" => Ok(false),
         _ => Err("expected true or false".into()),
     }
+}
+
+/// A NATS server: a nats://, tls://, ws:// or wss:// URL, or a bare host:port.
+fn nats_url(v: &str) -> Result<String, String> {
+    let full = if v.contains("://") {
+        v.to_string()
+    } else {
+        format!("nats://{v}")
+    };
+    url_with_scheme(
+        &full,
+        &["nats", "tls", "ws", "wss"],
+        "a NATS server such as nats://127.0.0.1:4222",
+    )?;
+    Ok(v.to_string())
 }
 
 fn text(v: &str) -> Result<String, String> {
@@ -632,7 +708,7 @@ impl Settings {
 }
 
 /// The setting's name as a person would look for it: file key, flag (or "secret"), env var.
-fn describe(key: &str) -> String {
+pub fn describe(key: &str) -> String {
     let how = if is_secret(key) {
         "env or file only".to_string()
     } else {
@@ -641,7 +717,8 @@ fn describe(key: &str) -> String {
     format!("{key} ({how} / {})", env_name(key))
 }
 
-fn invalid(key: &str, message: impl Into<String>) -> ConfigError {
+/// A bad value of setting `key` (file key), with a message saying what to do.
+pub fn invalid(key: &str, message: impl Into<String>) -> ConfigError {
     ConfigError::Invalid {
         setting: describe(key),
         message: message.into(),

@@ -17,6 +17,7 @@ pub mod http;
 pub mod keys;
 pub mod metrics;
 pub mod outbox;
+pub mod preflight;
 pub mod protocol;
 pub mod service;
 pub mod signing;

@@ -1,7 +1,6 @@
-use clap::Parser;
-use fast_seller::cli::{self, Cli};
+use fast_seller::cli;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    cli::run(Cli::parse())
+    cli::main()
 }

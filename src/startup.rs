@@ -2,6 +2,7 @@
 //! HTTP server on a bound listener (port 0 allowed), and runs until SIGTERM/SIGINT.
 //! Tests build exactly this.
 
+use crate::auth::jwks::JwksCache;
 use crate::auth::Authenticator;
 use crate::backend::fast::{FastClient, Router};
 use crate::backend::file::FileBackend;
@@ -13,6 +14,7 @@ use crate::domain::CatalogError;
 use crate::http::{self, body::BodyLimits, AppState, Readiness};
 use crate::metrics::Metrics;
 use crate::outbox::Outbox;
+use crate::preflight::{self, JwksLoad};
 use crate::service::admin::OutboxAdmin;
 use crate::service::{Pruned, Service, ServiceSettings};
 use crate::store::postgres::PgStore;
@@ -31,15 +33,13 @@ const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
+    /// A setting to fix (data directory, listen address, JWKS…): one line naming it.
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
     #[error(transparent)]
     Catalog(#[from] CatalogError),
     #[error("store: {0}")]
     Store(#[from] StoreError),
-    #[error("cannot listen on {addr}: {source}")]
-    Listen {
-        addr: String,
-        source: std::io::Error,
-    },
     #[error("server: {0}")]
     Server(#[from] std::io::Error),
     #[error("backend: {0}")]
@@ -55,6 +55,8 @@ pub struct Application {
     store: Arc<dyn Store>,
     readiness: Arc<Readiness>,
     outbox: Arc<Outbox>,
+    /// A JWKS URL that has not answered with keys yet: retried (by this clock) until it does.
+    jwks_pending: Option<(Arc<JwksCache>, Arc<dyn Clock>)>,
 }
 
 impl Application {
@@ -67,6 +69,7 @@ impl Application {
         clock: Arc<dyn Clock>,
     ) -> Result<Application, StartupError> {
         let catalog = Arc::new(crate::catalog::load(settings.catalog.as_deref())?);
+        preflight::data_dir(&settings.data_dir)?;
         let store = open_store(&settings).await?;
         let wake = Arc::new(Notify::new());
         let metrics =
@@ -99,6 +102,20 @@ impl Application {
         }
         let backend: Arc<dyn CommerceBackend> = Arc::new(Router::new(backend, fast));
         let auth = Arc::new(build_authenticator(&settings)?);
+        let readiness = Arc::new(Readiness::default());
+        let jwks_pending = match &*auth {
+            Authenticator::FastJwt(verifier) => {
+                match preflight::load_jwks(verifier.jwks().clone(), clock.as_ref()).await? {
+                    JwksLoad::Loaded(_) => None,
+                    JwksLoad::NotYet(cache, reason) => {
+                        tracing::warn!(%reason, "not ready until the JWKS loads");
+                        readiness.wait_for("jwks", reason);
+                        Some((cache, clock.clone()))
+                    }
+                }
+            }
+            _ => None,
+        };
         tracing::info!(auth = auth.scheme(), backend = backend.name(), "configured");
         let outbox = Arc::new(Outbox::new(
             store.clone(),
@@ -108,7 +125,6 @@ impl Application {
             wake.clone(),
             metrics.clone(),
         ));
-        let readiness = Arc::new(Readiness::default());
         let recorder = match &settings.record {
             Some(dir) => Some(Arc::new(
                 Recorder::new(dir)
@@ -131,11 +147,8 @@ impl Application {
             metrics: metrics.clone(),
             recorder,
         });
-        let listener =
-            TcpListener::bind(settings.listen).map_err(|source| StartupError::Listen {
-                addr: settings.listen.to_string(),
-                source,
-            })?;
+        let listener = TcpListener::bind(settings.listen)
+            .map_err(|e| preflight::listen_error(settings.listen, &e))?;
         let addr = listener.local_addr()?;
         let mut server = HttpServer::new(move || {
             App::new()
@@ -161,6 +174,7 @@ impl Application {
             store,
             readiness,
             outbox,
+            jwks_pending,
         })
     }
 
@@ -191,9 +205,12 @@ impl Application {
             store,
             readiness,
             outbox,
+            jwks_pending,
             ..
         } = self;
         let pruner = tokio::spawn(prune_forever(service));
+        let jwks_wait = jwks_pending
+            .map(|(cache, clock)| tokio::spawn(wait_for_jwks(cache, readiness.clone(), clock)));
         let (stop_outbox, stopped) = watch::channel(false);
         let worker = tokio::spawn(outbox.run(stopped));
         let handle = server.handle();
@@ -210,6 +227,9 @@ impl Application {
             }
         };
         pruner.abort();
+        if let Some(task) = jwks_wait {
+            task.abort();
+        }
         let _ = stop_outbox.send(true);
         if worker.await.is_err() {
             tracing::error!("the outbox worker panicked");
@@ -223,7 +243,9 @@ impl Application {
 /// The store `--store` names: sled in the data directory, or PostgreSQL (migrated first).
 pub async fn open_store(settings: &Settings) -> Result<Arc<dyn Store>, StartupError> {
     match &settings.store {
-        StoreConfig::Sled => Ok(open_sled(&settings.data_dir, settings.cache_capacity).await?),
+        StoreConfig::Sled => open_sled(&settings.data_dir, settings.cache_capacity)
+            .await
+            .map_err(preflight::store_error),
         StoreConfig::Postgres { url, pool_size } => {
             let (store, applied) = open_postgres(url.expose(), *pool_size).await?;
             if !applied.is_empty() {
@@ -306,6 +328,23 @@ fn build_authenticator(settings: &Settings) -> Result<Authenticator, StartupErro
             settings.app_id.as_deref().unwrap_or_default(),
         )
         .map_err(StartupError::Auth),
+    }
+}
+
+/// Retries a JWKS URL that did not answer at start-up (as often as the cache's
+/// once-a-minute limit allows, by `clock`) until keys are held, then lets `/readyz` say ready.
+async fn wait_for_jwks(cache: Arc<JwksCache>, readiness: Arc<Readiness>, clock: Arc<dyn Clock>) {
+    loop {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        match cache.fetch_if_empty(clock.as_ref()).await {
+            Ok(Some(keys)) => {
+                tracing::info!(keys, source = %cache.source().describe(), "JWKS loaded: ready");
+                readiness.done_waiting("jwks");
+                return;
+            }
+            Ok(None) => {}
+            Err(e) => readiness.wait_for("jwks", preflight::jwks_not_yet(&cache, &e)),
+        }
     }
 }
 

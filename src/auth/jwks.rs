@@ -265,6 +265,24 @@ impl JwksCache {
         self.fetch_and_store(clock.now_ms()).await
     }
 
+    /// For a server that started without keys (the URL did not answer): fetches when no
+    /// keys are held and the once-a-minute limit allows. `Some(n)` once `n` keys are held,
+    /// `None` when it is not time to fetch again yet.
+    pub async fn fetch_if_empty(&self, clock: &dyn Clock) -> Result<Option<usize>, JwksError> {
+        let _guard = self.fetch_lock.lock().await;
+        let now = clock.now_ms();
+        {
+            let state = self.lock_state();
+            if !state.keys.is_empty() {
+                return Ok(Some(state.keys.len()));
+            }
+            if !state.may_fetch(now) {
+                return Ok(None);
+            }
+        }
+        self.fetch_and_store(now).await.map(Some)
+    }
+
     /// The key for `kid`, fetching first when needed and allowed.
     pub async fn key(&self, kid: &str, clock: &dyn Clock) -> Result<Arc<RsaPublicKey>, AuthError> {
         {

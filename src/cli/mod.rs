@@ -3,6 +3,7 @@
 //! runs a parsed command line.
 
 mod admin;
+pub mod config;
 pub mod healthcheck;
 pub mod orders;
 pub mod outbox;
@@ -11,7 +12,7 @@ pub mod sign;
 pub mod store;
 pub mod tapes;
 
-use clap::{Parser, Subcommand};
+use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser, Subcommand};
 use std::future::Future;
 use std::process::ExitCode;
 
@@ -75,15 +76,40 @@ pub(crate) fn fail(e: impl std::fmt::Display) -> CommandError {
     CommandError(e.to_string())
 }
 
+/// Parses this process's command line and runs it.
+pub fn main() -> ExitCode {
+    let matches = Cli::command().get_matches();
+    match Cli::from_arg_matches(&matches) {
+        Ok(cli) => run_with(cli, Some(&matches)),
+        Err(e) => e.exit(),
+    }
+}
+
 /// Runs a parsed command line. Exit codes: 1 when a tool failed or found differences, 2 for
 /// a bad configuration or a server that could not run.
 pub fn run(cli: Cli) -> ExitCode {
+    run_with(cli, None)
+}
+
+/// Runs a parsed command line; `matches` (when known) tell flags from environment variables.
+fn run_with(cli: Cli, matches: Option<&ArgMatches>) -> ExitCode {
     match cli.command {
         Command::Serve(args) => serve::serve(*args),
-        Command::Config(serve::ConfigCommand::Check(args)) => match serve::config_check(&args) {
-            Ok(text) => print(Ok(text)),
-            Err(e) => exit(&e, 2),
-        },
+        Command::Config(serve::ConfigCommand::Check(args)) => {
+            let check = matches
+                .and_then(|m| m.subcommand_matches("config"))
+                .and_then(|m| m.subcommand_matches("check"));
+            match block_on(async { Ok(config::check(&args, check).await) }) {
+                Ok(report) => {
+                    print!("{}", report.text);
+                    match report.failure {
+                        Some(line) => exit(&line, 2),
+                        None => ExitCode::SUCCESS,
+                    }
+                }
+                Err(e) => exit(&e, 2),
+            }
+        }
         Command::Sign(args) => print(sign::sign(&args)),
         Command::Keys(command) => print(sign::keys(&command)),
         Command::Outbox(args) => print(block_on(outbox::run(&args))),

@@ -1,6 +1,6 @@
 //! `fast-seller serve` and `fast-seller config check`: the settings `serve` runs with.
 
-use super::{exit, fail, runtime, CommandError};
+use super::{exit, runtime};
 use crate::config::{AuthMode, ConfigError, RawSettings, Settings};
 use crate::startup::Application;
 use clap::Subcommand;
@@ -19,19 +19,30 @@ pub struct ServeArgs {
 impl ServeArgs {
     /// The effective settings: flags and environment over the `--config` file over defaults.
     fn resolve(&self) -> Result<Settings, ConfigError> {
-        let file = self
+        self.resolve_with_file().1
+    }
+
+    /// The `--config` file's values (when it could be read) and the effective settings.
+    pub(crate) fn resolve_with_file(&self) -> (Option<RawSettings>, Result<Settings, ConfigError>) {
+        let file = match self
             .config
             .as_deref()
             .map(RawSettings::from_file)
-            .transpose()?;
-        self.settings.clone().resolve(file)
+            .transpose()
+        {
+            Ok(file) => file,
+            Err(e) => return (None, Err(e)),
+        };
+        let settings = self.settings.clone().resolve(file.clone());
+        (file, settings)
     }
 }
 
 #[derive(Debug, Subcommand)]
 pub enum ConfigCommand {
-    /// Print the effective configuration (secrets redacted); exit 2 on any bad value
-    Check(Box<ServeArgs>),
+    /// Print the effective settings (secrets redacted) with where each came from, and run
+    /// every check serve makes before it starts; exit 2 naming the first problem
+    Check(Box<super::config::CheckArgs>),
 }
 
 /// `fast-seller serve`: runs until SIGTERM/SIGINT; exit 2 when it cannot start or stops
@@ -65,10 +76,4 @@ pub fn serve(args: ServeArgs) -> ExitCode {
             exit(&e, 2)
         }
     }
-}
-
-/// `fast-seller config check`: the effective settings, or the first bad one.
-pub fn config_check(args: &ServeArgs) -> Result<String, CommandError> {
-    let settings = args.resolve().map_err(fail)?;
-    Ok(format!("{settings:#?}\nconfiguration OK\n"))
 }

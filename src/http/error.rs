@@ -148,7 +148,7 @@ impl ApiError {
     fn response(&self, (status, body): (StatusCode, Vec<u8>)) -> HttpResponse {
         if status.is_server_error() {
             // The client gets an opaque message; the log gets the cause chain.
-            tracing::error!(error = %self, code = self.code(), cause = ?std::error::Error::source(self), "request failed");
+            tracing::error!(error = %self, code = self.code(), cause = %cause_chain(self), "request failed");
         } else {
             tracing::info!(error = %self, code = self.code(), status = status.as_u16(), "request refused");
         }
@@ -199,6 +199,17 @@ impl ResponseError for AdminError {
     fn error_response(&self) -> HttpResponse {
         self.0.response(self.0.status_and_body_with_code())
     }
+}
+
+/// The causes of `e`, in words, outermost first (`a: b: c`); empty without any.
+fn cause_chain(e: &dyn std::error::Error) -> String {
+    let mut causes = Vec::new();
+    let mut next = e.source();
+    while let Some(cause) = next {
+        causes.push(cause.to_string());
+        next = cause.source();
+    }
+    causes.join(": ")
 }
 
 #[cfg(test)]

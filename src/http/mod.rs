@@ -27,14 +27,39 @@ use tracing::{field::Empty, Instrument, Span};
 
 /// Whether the server takes traffic: false while starting and while draining.
 #[derive(Debug, Default)]
-pub struct Readiness(AtomicBool);
+pub struct Readiness {
+    serving: AtomicBool,
+    /// What start-up still waits for (e.g. `jwks`), with the reason shown by `/readyz`.
+    waiting: std::sync::Mutex<std::collections::BTreeMap<&'static str, String>>,
+}
 
 impl Readiness {
+    /// Taking traffic (after start-up), or not (draining).
     pub fn set(&self, ready: bool) {
-        self.0.store(ready, Ordering::SeqCst);
+        self.serving.store(ready, Ordering::SeqCst);
     }
+    /// Ready: serving and waiting for nothing.
     pub fn get(&self) -> bool {
-        self.0.load(Ordering::SeqCst)
+        self.serving.load(Ordering::SeqCst) && self.lock().is_empty()
+    }
+    /// Not ready until [`Readiness::done_waiting`] for `what`; `reason` says why.
+    pub fn wait_for(&self, what: &'static str, reason: String) {
+        self.lock().insert(what, reason);
+    }
+    pub fn done_waiting(&self, what: &'static str) {
+        self.lock().remove(what);
+    }
+    /// Why it is not ready: what it waits for, else that it is starting or draining.
+    pub fn reason(&self) -> String {
+        let waiting = self.lock();
+        if waiting.is_empty() {
+            return "starting or draining".into();
+        }
+        let reasons: Vec<String> = waiting.iter().map(|(k, v)| format!("{k}: {v}")).collect();
+        reasons.join("; ")
+    }
+    fn lock(&self) -> std::sync::MutexGuard<'_, std::collections::BTreeMap<&'static str, String>> {
+        self.waiting.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 
@@ -252,6 +277,6 @@ async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     } else {
         HttpResponse::ServiceUnavailable()
             .insert_header(("Retry-After", "1"))
-            .json(serde_json::json!({"status": "not ready"}))
+            .json(serde_json::json!({"status": "not ready", "reason": state.readiness.reason()}))
     }
 }

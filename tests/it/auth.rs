@@ -360,7 +360,7 @@ fn without(mut base: Value, key: &str) -> Value {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn jwt01_valid_token_is_accepted() {
     let f = jwt_app().await;
-    assert_eq!(f.jwks.fetches(), 0, "keys are loaded on first use");
+    assert_eq!(f.jwks.fetches(), 1, "keys are loaded at start-up");
     assert_eq!(
         f.now(),
         i64::try_from(T0_MS / 1000).unwrap(),
@@ -403,8 +403,8 @@ async fn jwt02_alg_none_is_401_and_changes_nothing() {
     }
     assert_eq!(
         f.jwks.fetches(),
-        0,
-        "an alg:none token never reaches the keys"
+        1,
+        "an alg:none token never reaches the keys (1: the start-up fetch)"
     );
     // RS256 but forged: signed by another key under our kid, or claims swapped after signing.
     let forged = rs256(key_b(), &rs_header("k1"), &claims);
@@ -581,16 +581,17 @@ async fn jwt06_numeric_claims_may_be_strings() {
     assert_401("exp not a number", &r, "malformed claim exp");
 }
 
-/// JWT-07 (cold cache). The very first request names an unknown kid: one fetch, then 401; the
-/// next request with the known kid is served from that fetch.
+/// JWT-07 (just started). The keys were fetched at start-up: a first request naming an
+/// unknown kid within that minute is 401 without another fetch; the known kid is served from
+/// the start-up fetch.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn jwt07_unknown_kid_on_a_cold_cache_fetches_once() {
+async fn jwt07_unknown_kid_right_after_start_up_fetches_nothing_more() {
     let f = jwt_app().await;
     let r = f
         .call("create", &create("j7c"), &f.token_for("k9", key_a()))
         .await;
     assert_401("unknown kid", &r, "unknown key id");
-    assert_eq!(f.jwks.fetches(), 1, "one fetch for the unknown kid");
+    assert_eq!(f.jwks.fetches(), 1, "only the start-up fetch");
     assert_ok(
         "known kid",
         &f.call("create", &create("j7c"), &f.token()).await,
@@ -722,19 +723,43 @@ async fn jwt08_a_hanging_jwks_delays_only_requests_that_need_a_fetch() {
     assert_eq!(f.jwks.fetches(), 2);
 }
 
-/// JWT-08 (no keys at all). When no key was ever loaded the failure is ours: 503 with code 14
-/// and Retry-After; after the JWKS recovers and the minute passes, the same call succeeds.
+/// JWT-08 (no keys at all). The JWKS URL fails at start-up: the server starts but `/readyz`
+/// says not ready, naming the JWKS. Calls get 503 with code 14 and Retry-After (the failure
+/// is ours); after the JWKS recovers and the minute passes, the same call succeeds and the
+/// server becomes ready.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn jwt08_no_keys_at_all_is_503_until_the_jwks_recovers() {
-    let f = jwt_app().await;
-    f.jwks.fail();
+    let jwks = JwksServer::start(&[("k1", key_a())]).await;
+    jwks.fail();
+    let url = jwks.url.clone();
+    let app = spawn_app_with(move |s| {
+        s.auth = AuthMode::FastJwt;
+        s.jwks = Some(url);
+        s.app_id = Some(APP_ID.to_string());
+    })
+    .await;
+    let f = JwtApp { app, jwks };
+    let ready = f.app.get("/readyz").await;
+    assert_eq!(ready.status, 503, "{}", show(&ready));
+    let reason = ready.json()["reason"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        reason.contains("jwks") && reason.contains("HTTP 500"),
+        "/readyz names the JWKS and why: {reason}"
+    );
     let before = counts(&f.app).await;
     for _ in 0..2 {
         let r = f.call("create", &create("j8n"), &f.token()).await;
         assert_rpc("JWKS down, nothing cached", &r, 503, 14, "keys unavailable");
         assert!(r.header("retry-after").is_some(), "503 carries Retry-After");
     }
-    assert_eq!(f.jwks.fetches(), 1, "the second call is rate limited");
+    assert_eq!(
+        f.jwks.fetches(),
+        1,
+        "within the minute of the start-up fetch, calls fetch nothing"
+    );
     assert_eq!(counts(&f.app).await, before, "no state change");
     f.jwks.serve(&[("k1", key_a())]);
     f.app.clock.advance_ms(61_000);
@@ -743,6 +768,12 @@ async fn jwt08_no_keys_at_all_is_503_until_the_jwks_recovers() {
         &f.call("create", &create("j8n"), &f.token()).await,
     );
     assert_eq!(f.jwks.fetches(), 2);
+    // The start-up watcher notices the keys (it polls every second).
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while f.app.get("/readyz").await.status != 200 {
+        assert!(Instant::now() < deadline, "still not ready with keys held");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 /// JWT-09. Missing or malformed Authorization headers and garbage tokens are 401 each, never a
@@ -782,8 +813,8 @@ async fn jwt09_malformed_authorization_is_401() {
     }
     assert_eq!(
         f.jwks.fetches(),
-        0,
-        "malformed tokens never cause a JWKS fetch"
+        1,
+        "malformed tokens never cause a JWKS fetch (1: the start-up fetch)"
     );
     // A valid header and signature around a payload that is not a JSON object.
     let token = rs256(key_a(), &rs_header("k1"), &json!("just a string"));

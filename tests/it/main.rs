@@ -20,3 +20,4 @@ mod operations;
 mod orders;
 mod outbox;
 mod outbox_crash;
+mod startup;
