@@ -141,7 +141,7 @@ pub fn store_error(e: StoreError) -> crate::startup::StartupError {
             invalid(
                 "data_dir",
                 format!(
-                    "{path} is in use by another fast-seller process{holder}: one process per \
+                    "{path} is locked by another fast-seller process{holder}: one process per \
                      data directory; stop it, or reach the running server with --url"
                 ),
             )

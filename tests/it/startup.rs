@@ -458,7 +458,7 @@ async fn a_taken_port_and_a_held_data_directory_say_what_to_do() {
         "data dir locked",
         &second,
         "FAST_SELLER_DATA_DIR",
-        "in use by another fast-seller process",
+        "locked by another fast-seller process",
     );
     assert!(line.contains(&format!("pid {}", server.pid())), "{line}");
     assert!(line.contains("--url"), "{line}");
