@@ -2,6 +2,7 @@
 //! Read once, validated once into typed values; a bad setting stops start-up with one line
 //! naming it.
 
+use crate::domain::limits::{self, Limits};
 use crate::signing::{self, WebhookSecret};
 use serde::Deserialize;
 use std::net::SocketAddr;
@@ -85,6 +86,8 @@ pub struct Settings {
     pub outbox_retention: Duration,
     pub body_limit: usize,
     pub body_read_timeout: Duration,
+    /// How big one order may grow (lines, units a line, coupons, shipment plans).
+    pub limits: Limits,
     pub cache_capacity: u64,
     /// HTTP worker threads; 0 = one per core.
     pub workers: usize,
@@ -129,6 +132,7 @@ impl Settings {
             outbox_retention: Duration::from_secs(7 * 24 * 3600),
             body_limit: 1024 * 1024,
             body_read_timeout: Duration::from_secs(10),
+            limits: Limits::default(),
             cache_capacity: 256 * 1024 * 1024,
             workers: 0,
             log_format: LogFormat::Auto,
@@ -317,6 +321,14 @@ raw_settings! {
         body_limit = "FAST_SELLER_BODY_LIMIT",
         /// Deadline for receiving a whole request body, e.g. "10s" [default: 10s]
         body_read_timeout = "FAST_SELLER_BODY_READ_TIMEOUT",
+        /// Lines one order may have, 1 to 5000 [default: 500]
+        max_order_lines = "FAST_SELLER_MAX_ORDER_LINES",
+        /// Units one line may have, 1 to 100000 [default: 100000]
+        max_line_units = "FAST_SELLER_MAX_LINE_UNITS",
+        /// Coupons one order may have, 1 to 100 [default: 10]
+        max_order_coupons = "FAST_SELLER_MAX_ORDER_COUPONS",
+        /// Shipment plans one order may have, 1 to 200 [default: 20]
+        max_shipment_plans = "FAST_SELLER_MAX_SHIPMENT_PLANS",
         /// sled page cache in bytes [default: 268435456]
         cache_capacity = "FAST_SELLER_CACHE_CAPACITY",
         /// HTTP worker threads, 0 = one per core [default: 0]
@@ -417,6 +429,15 @@ impl RawSettings {
                 d.body_read_timeout,
                 |v| duration_in(v, Duration::from_millis(100), HOUR),
             )?,
+            limits: order_limits(
+                [
+                    raw.max_order_lines,
+                    raw.max_line_units,
+                    raw.max_order_coupons,
+                    raw.max_shipment_plans,
+                ],
+                d.limits,
+            )?,
             cache_capacity: value(
                 "cache_capacity",
                 raw.cache_capacity,
@@ -491,6 +512,29 @@ fn outbox(
             |v| duration_in(v, Duration::from_secs(1), HOUR),
         )?,
         ..defaults
+    })
+}
+
+/// The order limits, each given value within its bounds ([`limits::BOUNDS`]).
+fn order_limits(given: [Option<String>; 4], d: Limits) -> Result<Limits, ConfigError> {
+    let [lines, units, coupons, plans] = given;
+    let count = |key: &str, given: Option<String>, default: usize| {
+        let (_, min, max) = limits::BOUNDS
+            .into_iter()
+            .find(|(k, _, _)| *k == key)
+            .unwrap_or((key, default, default));
+        value(key, given, default, |v| count_in(v, min, max))
+    };
+    let units = count(
+        "max_line_units",
+        units,
+        usize::try_from(d.units).unwrap_or(0),
+    )?;
+    Ok(Limits {
+        lines: count("max_order_lines", lines, d.lines)?,
+        units: i64::try_from(units).unwrap_or(d.units),
+        coupons: count("max_order_coupons", coupons, d.coupons)?,
+        plans: count("max_shipment_plans", plans, d.plans)?,
     })
 }
 

@@ -81,6 +81,7 @@ impl Application {
             ServiceSettings {
                 idempotency_retention: settings.idempotency_retention,
                 outbox_retention: settings.outbox_retention,
+                limits: settings.limits,
                 ..ServiceSettings::default()
             },
             wake.clone(),

@@ -8,8 +8,9 @@
 mod segments;
 
 use super::catalog::{Catalog, Sku, SkuQuery};
+use super::limits::{self, Limits};
 use super::pricing::reprice;
-use super::{limits, DomainError, IdSource, ReasonCode, MAX_QUANTITY};
+use super::{DomainError, IdSource, ReasonCode};
 use crate::protocol::{
     CartToOrderConvert, FastOrder, Id, Money, OrderDiscount, OrderLine, OrderStatus, OrderType,
     SegmentStatus, SegmentType, UpdateOrderSegment,
@@ -25,6 +26,7 @@ pub fn create_cart(
     incoming: FastOrder,
     is_cart: Option<bool>,
     catalog: &Catalog,
+    limits: &Limits,
     ids: &mut dyn IdSource,
 ) -> Result<FastOrder, DomainError> {
     if is_cart == Some(false) {
@@ -39,6 +41,16 @@ pub fn create_cart(
             "Fast's order id is required",
         ));
     }
+    if incoming.lines.len() > limits.lines {
+        return Err(DomainError::unprocessable(
+            "order.order.lines",
+            format!(
+                "{} lines; at most {} are allowed (max_order_lines)",
+                incoming.lines.len(),
+                limits.lines
+            ),
+        ));
+    }
     let mut order = FastOrder {
         external_id: Some(ids.new_id()),
         order_type: Some(OrderType::Cart),
@@ -49,7 +61,7 @@ pub fn create_cart(
         ..incoming.clone()
     };
     for (i, line) in incoming.lines.into_iter().enumerate() {
-        let line = new_line(line, i, &order.lines, catalog, ids)?;
+        let line = new_line(line, i, &order.lines, catalog, limits.units, ids)?;
         order.lines.push(line);
     }
     if let Some(line) = first_understocked(&order.lines, catalog) {
@@ -71,7 +83,10 @@ pub fn create_cart(
         });
     }
     reprice(&mut order, catalog);
-    limits::amounts_in_range(&order)
+    limits
+        .check(None, &order)
+        .map_err(|(_, message)| message)
+        .and_then(|()| limits::amounts_in_range(&order))
         .map_err(|message| DomainError::unprocessable("order.order", message))?;
     Ok(order)
 }
@@ -83,6 +98,7 @@ fn new_line(
     i: usize,
     earlier: &[OrderLine],
     catalog: &Catalog,
+    max_units: i64,
     ids: &mut dyn IdSource,
 ) -> Result<OrderLine, DomainError> {
     let field = format!("order.order.lines[{i}]");
@@ -93,10 +109,10 @@ fn new_line(
             "must not be negative",
         ));
     }
-    if qty == 0 || qty > MAX_QUANTITY {
+    if qty == 0 || qty > max_units {
         return Err(DomainError::unprocessable(
             format!("{field}.quantity"),
-            format!("must be between 1 and {MAX_QUANTITY}"),
+            format!("must be between 1 and {max_units} (max_line_units)"),
         ));
     }
     let id = match line.id.clone().filter(|id| !id.0.is_empty()) {
@@ -200,6 +216,7 @@ pub fn apply_update(
     order: &FastOrder,
     seg: &UpdateOrderSegment,
     catalog: &Catalog,
+    limits: &Limits,
     ids: &mut dyn IdSource,
 ) -> UpdateOutcome {
     let mut current = order.clone();
@@ -209,8 +226,12 @@ pub fn apply_update(
 
     let mut step = |kind: SegmentType, f: &mut dyn FnMut(&mut FastOrder) -> SegmentResult| {
         let mut draft = current.clone();
-        // A change whose computed amounts leave the storable range fails like any refusal.
+        // A change that grows the order past a limit, or whose computed amounts leave the
+        // storable range, fails like any refusal.
         let result = f(&mut draft).and_then(|message| {
+            limits
+                .check(Some(&current), &draft)
+                .map_err(|(code, m)| Refusal(code, m))?;
             limits::amounts_in_range(&draft)
                 .map(|()| message)
                 .map_err(|m| Refusal(ReasonCode::InvalidQuantity, m))
@@ -238,6 +259,9 @@ pub fn apply_update(
     if !only_convert {
         if let Some(items) = &seg.items {
             step(SegmentType::LineItem, &mut |o| {
+                limits
+                    .check_request(Some(items.len()), None)
+                    .map_err(|(code, m)| Refusal(code, m))?;
                 apply_items(o, items, catalog, ids)
             });
         }
@@ -253,6 +277,9 @@ pub fn apply_update(
         }
         if let Some(shipments) = &seg.shipments {
             step(SegmentType::ShippingAddress, &mut |o| {
+                limits
+                    .check_request(None, Some(shipments.len()))
+                    .map_err(|(code, m)| Refusal(code, m))?;
                 apply_shipments(o, shipments, catalog, ids)
             });
         }
@@ -334,7 +361,14 @@ mod tests {
                            "subtotal_amount": "0.00", "customizations": [{"key": "gift", "value": "yes"}]}]}"#,
         )
         .unwrap();
-        create_cart(incoming, Some(true), &catalog(), &mut Counter(0)).unwrap()
+        create_cart(
+            incoming,
+            Some(true),
+            &catalog(),
+            &Limits::default(),
+            &mut Counter(0),
+        )
+        .unwrap()
     }
 
     fn update(json: &str) -> UpdateOrderSegment {
@@ -342,7 +376,13 @@ mod tests {
     }
 
     fn run(order: &FastOrder, json: &str) -> UpdateOutcome {
-        apply_update(order, &update(json), &catalog(), &mut Counter(100))
+        apply_update(
+            order,
+            &update(json),
+            &catalog(),
+            &Limits::default(),
+            &mut Counter(100),
+        )
     }
 
     #[test]
@@ -365,17 +405,24 @@ mod tests {
         };
         let ok = with_line(r#"{"external_product_id": "mug", "quantity": 1}"#);
         assert!(matches!(
-            create_cart(ok, Some(false), &c, &mut Counter(0)),
+            create_cart(ok, Some(false), &c, &Limits::default(), &mut Counter(0)),
             Err(DomainError::Unprocessable { .. })
         ));
         let unknown = with_line(r#"{"external_product_id": "nope", "quantity": 1}"#);
-        let e = create_cart(unknown, Some(true), &c, &mut Counter(0)).unwrap_err();
+        let e =
+            create_cart(unknown, Some(true), &c, &Limits::default(), &mut Counter(0)).unwrap_err();
         assert!(e.to_string().starts_with("order.order.lines[0]"), "{e}");
         let greedy = with_line(r#"{"external_variant_id": "tee-M", "quantity": 4}"#);
-        assert!(create_cart(greedy, Some(true), &c, &mut Counter(0)).is_err());
+        assert!(create_cart(greedy, Some(true), &c, &Limits::default(), &mut Counter(0)).is_err());
         let negative = with_line(r#"{"external_product_id": "mug", "quantity": -1}"#);
         assert!(matches!(
-            create_cart(negative, Some(true), &c, &mut Counter(0)),
+            create_cart(
+                negative,
+                Some(true),
+                &c,
+                &Limits::default(),
+                &mut Counter(0)
+            ),
             Err(DomainError::Invalid { .. })
         ));
     }
@@ -451,7 +498,13 @@ mod tests {
             }),
             ..Default::default()
         };
-        let removed = apply_update(&bigger.order, &seg, &catalog(), &mut Counter(0));
+        let removed = apply_update(
+            &bigger.order,
+            &seg,
+            &catalog(),
+            &Limits::default(),
+            &mut Counter(0),
+        );
         assert!(removed.order.coupons.is_empty());
         assert_eq!(removed.order.total_amount.unwrap().to_wire(), "30.00");
     }

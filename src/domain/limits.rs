@@ -1,6 +1,7 @@
 //! Bounds on what one order may hold, checked on the order as computed (after pricing), so
 //! that nothing stored is out of range for the next read (README "Limits").
 
+use super::{ReasonCode, MAX_QUANTITY};
 use crate::protocol::{FastOrder, Money, MAX_MONEY};
 use rust_decimal::Decimal;
 
@@ -38,6 +39,117 @@ pub fn amounts_in_range(order: &FastOrder) -> Result<(), String> {
     match found {
         Some(message) => Err(message),
         None => Ok(()),
+    }
+}
+
+/// How big one order may grow (README "Limits"): each a setting, within safe bounds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Lines per order (`max_order_lines`).
+    pub lines: usize,
+    /// Units per line (`max_line_units`), at most [`MAX_QUANTITY`].
+    pub units: i64,
+    /// Coupons per order (`max_order_coupons`).
+    pub coupons: usize,
+    /// Shipment plans per order (`max_shipment_plans`).
+    pub plans: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            lines: 500,
+            units: MAX_QUANTITY,
+            coupons: 10,
+            plans: 20,
+        }
+    }
+}
+
+/// The safe range of each limit, as `(setting, lowest, highest)`.
+pub const BOUNDS: [(&str, usize, usize); 4] = [
+    ("max_order_lines", 1, 5_000),
+    ("max_line_units", 1, MAX_QUANTITY as usize),
+    ("max_order_coupons", 1, 100),
+    ("max_shipment_plans", 1, 200),
+];
+
+impl Limits {
+    /// Whether the change of `before` (`None` for a new cart) into `after` keeps within these
+    /// limits; if not, the reason code and a message naming the limit and its setting. Only
+    /// growth is refused: an order over a limit lowered since it was stored still takes
+    /// changes that do not make it bigger.
+    pub fn check(
+        &self,
+        before: Option<&FastOrder>,
+        after: &FastOrder,
+    ) -> Result<(), (ReasonCode, String)> {
+        let grew = |count: fn(&FastOrder) -> usize, most: usize| {
+            let n = count(after);
+            (n > most && before.is_none_or(|b| n > count(b))).then_some(n)
+        };
+        let over = |what: &str, n: usize, most: usize, setting: &str| {
+            format!("the order would have {n} {what}; at most {most} are allowed ({setting})")
+        };
+        if let Some(n) = grew(|o| o.lines.len(), self.lines) {
+            let m = over("lines", n, self.lines, "max_order_lines");
+            return Err((ReasonCode::InvalidQuantity, m));
+        }
+        if let Some((i, line)) = after.lines.iter().enumerate().find(|(_, line)| {
+            line.quantity.0 > self.units
+                && before.is_none_or(|b| {
+                    b.lines
+                        .iter()
+                        .find(|old| old.id == line.id)
+                        .is_none_or(|old| old.quantity.0 < line.quantity.0)
+                })
+        }) {
+            let m = format!(
+                "order.lines[{i}].quantity would be {}; at most {} units a line are allowed \
+                 (max_line_units)",
+                line.quantity.0, self.units
+            );
+            return Err((ReasonCode::InvalidQuantity, m));
+        }
+        if let Some(n) = grew(|o| o.coupons.len(), self.coupons) {
+            let m = over("coupons", n, self.coupons, "max_order_coupons");
+            return Err((ReasonCode::CouponNotApplicable, m));
+        }
+        if let Some(n) = grew(|o| o.shipment_plans.len(), self.plans) {
+            let m = over("shipment plans", n, self.plans, "max_shipment_plans");
+            return Err((ReasonCode::InvalidQuantity, m));
+        }
+        Ok(())
+    }
+
+    /// Refuses, before any work, an update whose lists are longer than any change within
+    /// these limits needs (each item adds, changes or removes one line: replacing every line
+    /// takes twice the line limit), so a 72k-entry items list costs nothing.
+    pub fn check_request(
+        &self,
+        items: Option<usize>,
+        plans: Option<usize>,
+    ) -> Result<(), (ReasonCode, String)> {
+        let most_items = self.lines.saturating_mul(2);
+        if let Some(n) = items.filter(|n| *n > most_items) {
+            return Err((
+                ReasonCode::InvalidQuantity,
+                format!(
+                    "{n} items in one update; at most {most_items} (twice max_order_lines) \
+                     are taken"
+                ),
+            ));
+        }
+        if let Some(n) = plans.filter(|n| *n > self.plans) {
+            return Err((
+                ReasonCode::InvalidQuantity,
+                format!(
+                    "{n} shipments in one update; at most {} are allowed (max_shipment_plans)",
+                    self.plans
+                ),
+            ));
+        }
+        Ok(())
     }
 }
 

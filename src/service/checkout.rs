@@ -117,6 +117,7 @@ impl Service {
             req.order.order.clone(),
             req.order.is_cart,
             &self.catalog,
+            &self.settings.limits,
             &mut UuidIds,
         )?;
         let _order_lock = self.lock_order(&fast_id).await?;
@@ -203,6 +204,7 @@ impl Service {
                     &loaded.stored.order,
                     &req.order,
                     &self.catalog,
+                    &self.settings.limits,
                     &mut UuidIds,
                 );
                 for failed in outcome.statuses.iter().filter(|s| !s.status) {

@@ -18,6 +18,7 @@ pub use idempotency::{KeyGuard, KeyedLocks};
 pub use retention::Pruned;
 
 use crate::clock::Clock;
+use crate::domain::limits::Limits;
 use crate::domain::Catalog;
 use crate::metrics::Metrics;
 use crate::store::{IdempotencyKey, Store};
@@ -61,6 +62,8 @@ pub struct ServiceSettings {
     pub outbox_retention: Duration,
     /// How long a duplicate waits for the first request with its request_id.
     pub in_flight_wait: Duration,
+    /// How big one order may grow.
+    pub limits: Limits,
 }
 
 impl Default for ServiceSettings {
@@ -69,6 +72,7 @@ impl Default for ServiceSettings {
             idempotency_retention: Duration::from_secs(7 * 24 * 3600),
             outbox_retention: Duration::from_secs(7 * 24 * 3600),
             in_flight_wait: Duration::from_secs(5),
+            limits: Limits::default(),
         }
     }
 }

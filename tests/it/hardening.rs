@@ -716,3 +716,172 @@ async fn an_undecodable_order_is_skipped_by_the_listing() {
         server.output()
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// Bounded order size
+// ---------------------------------------------------------------------------------------------
+
+/// The reason code and message of the first segment status of an update answer.
+fn first_segment(r: &crate::helpers::Resp) -> (Value, String) {
+    let status = &r.json()["order"]["status"][0];
+    assert_eq!(
+        status["status"],
+        json!(false),
+        "the segment must fail: {}",
+        show(r)
+    );
+    (
+        status["reason_code"].clone(),
+        status["message"].as_str().unwrap_or_default().to_string(),
+    )
+}
+
+/// Item 7 of the attack review: one cart grew to 72k lines (11.9 s per update, 33 MB answers)
+/// and coupon updates on a 22k-line cart added 703 MB to the data directory. Lines per order,
+/// units per line, coupons and shipment plans are limited (settings within safe bounds): a
+/// create over a limit is 422, an update over one fails its segment naming the setting, and
+/// the order stays as it was.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn order_size_limits_fail_the_segment_naming_the_setting() {
+    let dir = tempfile::TempDir::new().unwrap();
+    let data = dir.path().join("data");
+    let args = |extra: &[&str]| -> Vec<std::ffi::OsString> {
+        let mut all: Vec<std::ffi::OsString> = vec!["--data-dir".into(), data.clone().into()];
+        all.extend(extra.iter().map(std::ffi::OsString::from));
+        all
+    };
+    for (flag, value) in [
+        ("--max-order-lines", "0"),
+        ("--max-line-units", "100001"),
+        ("--max-order-coupons", "101"),
+        ("--max-shipment-plans", "x"),
+    ] {
+        let mut refused = ServerProcess::spawn_with(&args(&[flag, value]), &[]);
+        let status = refused
+            .wait_exit(WAIT)
+            .await
+            .expect("start-up refuses the value");
+        let setting = flag.trim_start_matches("--").replace('-', "_");
+        assert!(
+            status.code() == Some(2) && refused.output().contains(&setting),
+            "{flag} {value} must stop start-up naming {setting}:\n{}",
+            refused.output()
+        );
+    }
+    let server = ServerProcess::start_with(
+        &args(&[
+            "--max-order-lines",
+            "3",
+            "--max-line-units",
+            "50",
+            "--max-order-coupons",
+            "1",
+            "--max-shipment-plans",
+            "2",
+        ]),
+        &[],
+    )
+    .await;
+    let base = server.base();
+    let http = http_client();
+    let lines = [
+        ("L-1", "mug-01", 1),
+        ("L-2", "mug-01", 1),
+        ("L-3", "mug-01", 1),
+    ];
+    let four = create_body(
+        "lim-0",
+        "F-LIM-0",
+        &[lines[0], lines[1], lines[2], ("L-4", "mug-01", 1)],
+    );
+    let r = post_ok(&http, &base, "create", &four).await;
+    assert_eq!(r.status, 422, "{}", show(&r));
+    assert!(show(&r).contains("max_order_lines"), "{}", show(&r));
+    let too_many_units = create_body("lim-1", "F-LIM-1", &[("L-1", "mug-01", 51)]);
+    let r = post_ok(&http, &base, "create", &too_many_units).await;
+    assert_eq!(r.status, 422, "{}", show(&r));
+
+    let r = post_ok(
+        &http,
+        &base,
+        "create",
+        &create_body("lim-2", "F-LIM", &lines),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", show(&r));
+    let before = r.order();
+    let item = |id: &str, qty: i64| json!({"item_id": {"value": id}, "external_product_id": "mug-01", "quantity": qty});
+    // A huge items list is refused without being worked through.
+    let huge: Vec<Value> = (0..10_000).map(|i| item(&format!("X-{i}"), 1)).collect();
+    let plans: Vec<Value> = ["L-1", "L-2", "L-3"]
+        .iter()
+        .map(|l| {
+            json!({
+                "ship_to": {"country_code": "US", "state_province_code": "NY"},
+                "line_refs": [{"id": {"value": l}, "quantity": 1}]
+            })
+        })
+        .collect();
+    let cases = [
+        (
+            json!({"items": [item("L-4", 1)]}),
+            "INVALID_QUANTITY",
+            "max_order_lines",
+        ),
+        (
+            json!({"items": huge}),
+            "INVALID_QUANTITY",
+            "max_order_lines",
+        ),
+        (
+            json!({"items": [item("L-1", 51)]}),
+            "INVALID_QUANTITY",
+            "max_line_units",
+        ),
+        (
+            json!({"shipments": plans}),
+            "INVALID_QUANTITY",
+            "max_shipment_plans",
+        ),
+    ];
+    for (i, (segment, reason, setting)) in cases.into_iter().enumerate() {
+        let r = post_ok(
+            &http,
+            &base,
+            "update",
+            &update_body(&format!("lim-u{i}"), "F-LIM", segment),
+        )
+        .await;
+        assert_eq!(r.status, 200, "{}", show(&r));
+        let (code, message) = first_segment(&r);
+        assert_eq!(code, json!(reason), "{}", show(&r));
+        assert!(
+            message.contains(setting),
+            "the message names {setting}: {message}"
+        );
+        assert_eq!(
+            r.order()["lines"],
+            before["lines"],
+            "a failed segment changes nothing"
+        );
+    }
+    let coupon = |i: usize, code: &str| {
+        update_body(
+            &format!("lim-c{i}"),
+            "F-LIM",
+            json!({"coupon": {"code": code}}),
+        )
+    };
+    let r = post_ok(&http, &base, "update", &coupon(0, "SAVE10")).await;
+    assert_eq!(
+        r.json()["order"]["status"][0]["status"],
+        json!(true),
+        "{}",
+        show(&r)
+    );
+    let r = post_ok(&http, &base, "update", &coupon(1, "FIVE")).await;
+    let (code, message) = first_segment(&r);
+    assert_eq!(code, json!("COUPON_NOT_APPLICABLE"), "{}", show(&r));
+    assert!(message.contains("max_order_coupons"), "{message}");
+    assert_eq!(r.order()["coupons"].as_array().map(Vec::len), Some(1));
+}
