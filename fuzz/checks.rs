@@ -16,6 +16,7 @@ use fast_seller::auth::jwt::{bearer_token, JwtVerifier, DEFAULT_ISSUER};
 use fast_seller::auth::AuthError;
 use fast_seller::catalog::DEMO_CATALOG;
 use fast_seller::clock::{Clock as _, ManualClock};
+use fast_seller::domain::limits::Limits;
 use fast_seller::domain::{self, Catalog, IdSource};
 use fast_seller::protocol::{
     CreateRequest, DeleteRequest, EntityType, FastOrder, Header, Int64, Money, OrderResponse,
@@ -310,6 +311,7 @@ fn orders() -> &'static Orders {
             create.order.order,
             create.order.is_cart,
             &catalog,
+            &Limits::default(),
             &mut Counter(0),
         )
         .expect("base cart");
@@ -317,7 +319,13 @@ fn orders() -> &'static Orders {
         for update in [BASE_CHECKOUT, BASE_CONVERT] {
             let req: UpdateRequest = parse(update.as_bytes()).expect("base update");
             let last = bases.last().expect("a base");
-            let outcome = domain::apply_update(last, &req.order, &catalog, &mut Counter(100));
+            let outcome = domain::apply_update(
+                last,
+                &req.order,
+                &catalog,
+                &Limits::default(),
+                &mut Counter(100),
+            );
             assert!(
                 outcome.statuses.iter().all(|s| s.status),
                 "base update refused: {:?}",
@@ -461,6 +469,7 @@ pub fn request_body(data: &[u8]) {
             req.order.order.clone(),
             req.order.is_cart,
             &o.catalog,
+            &Limits::default(),
             &mut Counter(0),
         ) {
             assert_eq!(cart.lines.len(), lines, "create: lines lost or added");
@@ -486,7 +495,13 @@ pub fn request_body(data: &[u8]) {
         let _ = (lookup.fast_id(), lookup.seller_id());
         if domain::validate_update(seg).is_ok() {
             for base in &o.bases {
-                let outcome = domain::apply_update(base, seg, &o.catalog, &mut Counter(1000));
+                let outcome = domain::apply_update(
+                    base,
+                    seg,
+                    &o.catalog,
+                    &Limits::default(),
+                    &mut Counter(1000),
+                );
                 check_order(&outcome.order, "update: merged order");
                 check_response(&req.header, &outcome.order, Some(&outcome.statuses));
                 let _ = domain::event_for(base, &outcome.order);

@@ -795,7 +795,8 @@ async fn duplicate_storm_applies_each_request_once() {
 async fn concurrent_updates_to_one_cart_lose_nothing() {
     const CLIENTS: usize = 16;
     const PER_CLIENT: usize = 50;
-    let app = spawn_app().await;
+    // 800 lines: above the default max_order_lines (500), which this test is not about.
+    let app = spawn_app_with(|s| s.limits.lines = CLIENTS * PER_CLIENT).await;
     create_cart(&app, "c-15", "F-15").await;
     let tasks: Vec<_> = (0..CLIENTS)
         .map(|t| {
