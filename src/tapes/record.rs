@@ -136,9 +136,29 @@ pub struct Recorder {
 }
 
 impl Recorder {
-    /// Records into `dir` (created if needed).
+    /// Records into `dir` (created if needed). A `dir` that is a symbolic link, or not a
+    /// directory, is refused: tapes are written only where the operator said.
     pub fn new(dir: &Path) -> Result<Self, TapeError> {
-        std::fs::create_dir_all(dir).map_err(|e| TapeError::io(dir, e))?;
+        let refuse = |what: &str| {
+            TapeError::io(
+                dir,
+                std::io::Error::new(
+                    std::io::ErrorKind::InvalidInput,
+                    format!("the record directory {what}; give a real directory"),
+                ),
+            )
+        };
+        match std::fs::symlink_metadata(dir) {
+            Ok(meta) if meta.file_type().is_symlink() => {
+                return Err(refuse("is a symbolic link"));
+            }
+            Ok(meta) if !meta.is_dir() => return Err(refuse("is not a directory")),
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                std::fs::create_dir_all(dir).map_err(|e| TapeError::io(dir, e))?;
+            }
+            Err(e) => return Err(TapeError::io(dir, e)),
+        }
         Ok(Recorder {
             dir: dir.to_path_buf(),
             catalog: None,
@@ -309,7 +329,7 @@ impl Recorder {
     /// restart) its step count and known id labels read back.
     fn open(&self, path: &Path, name: &str) -> Result<FileState, TapeError> {
         let mut state = FileState::default();
-        match std::fs::read_to_string(path) {
+        match read_no_follow(path) {
             Ok(text) => {
                 for line in text.lines().filter(|l| !l.trim().is_empty()) {
                     if !line.trim_start().starts_with("{\"tape\"") {
@@ -506,11 +526,25 @@ fn today() -> String {
     now.get(..10).unwrap_or("unknown-day").to_string()
 }
 
+/// Opens a tape without following a symbolic link (`O_NOFOLLOW`): a link planted in the
+/// record directory fails the open (logged), and nothing is written through it.
+fn open_no_follow(
+    options: &mut std::fs::OpenOptions,
+    path: &Path,
+) -> std::io::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt as _;
+    options.custom_flags(libc::O_NOFOLLOW).open(path)
+}
+
+fn read_no_follow(path: &Path) -> std::io::Result<String> {
+    use std::io::Read as _;
+    let mut text = String::new();
+    open_no_follow(std::fs::OpenOptions::new().read(true), path)?.read_to_string(&mut text)?;
+    Ok(text)
+}
+
 fn append(path: &Path, bytes: &[u8]) -> Result<(), TapeError> {
-    let mut f = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
+    let mut f = open_no_follow(std::fs::OpenOptions::new().create(true).append(true), path)
         .map_err(|e| TapeError::io(path, e))?;
     f.write_all(bytes).map_err(|e| TapeError::io(path, e))
 }

@@ -885,3 +885,83 @@ async fn order_size_limits_fail_the_segment_naming_the_setting() {
     assert!(message.contains("max_order_coupons"), "{message}");
     assert_eq!(r.order()["coupons"].as_array().map(Vec::len), Some(1));
 }
+
+// ---------------------------------------------------------------------------------------------
+// Symbolic links in the record directory
+// ---------------------------------------------------------------------------------------------
+
+/// Item 9 of the attack review: tapes were appended through symbolic links planted in the
+/// record directory. A record directory that is a link or not a directory stops start-up; a
+/// tape that is a link is never opened (the exchange is answered, the recording fails and is
+/// logged), so the file it points at is untouched.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn record_never_follows_symbolic_links() {
+    let dir = tempfile::TempDir::new().unwrap();
+    let data = dir.path().join("data");
+    let real = dir.path().join("tapes");
+    std::fs::create_dir(&real).unwrap();
+    let link = dir.path().join("tapes-link");
+    std::os::unix::fs::symlink(&real, &link).unwrap();
+    let file = dir.path().join("a-file");
+    std::fs::write(&file, "not a directory").unwrap();
+    for (record, why) in [(&link, "is a symbolic link"), (&file, "is not a directory")] {
+        let mut refused = ServerProcess::spawn_with(
+            &[
+                std::ffi::OsStr::new("--data-dir"),
+                data.as_os_str(),
+                std::ffi::OsStr::new("--record"),
+                record.as_os_str(),
+            ],
+            &[],
+        );
+        let status = refused.wait_exit(WAIT).await.expect("start-up refuses it");
+        assert!(
+            status.code() == Some(2) && refused.output().contains(why),
+            "--record {} must stop start-up ({why}):\n{}",
+            record.display(),
+            refused.output()
+        );
+    }
+
+    let victim = dir.path().join("victim.txt");
+    std::fs::write(&victim, "precious\n").unwrap();
+    std::os::unix::fs::symlink(&victim, real.join("F-LINK.jsonl")).unwrap();
+    let server = ServerProcess::start_with(
+        &[
+            std::ffi::OsStr::new("--data-dir"),
+            data.as_os_str(),
+            std::ffi::OsStr::new("--record"),
+            real.as_os_str(),
+        ],
+        &[],
+    )
+    .await;
+    let http = http_client();
+    let create = create_body("link-1", "F-LINK", &[("L-1", "mug-01", 1)]);
+    let r = post_ok(&http, &server.base(), "create", &create).await;
+    assert_eq!(
+        r.status,
+        200,
+        "recording never fails the call: {}",
+        show(&r)
+    );
+    let other = create_body("link-2", "F-PLAIN", &[("L-1", "mug-01", 1)]);
+    let r = post_ok(&http, &server.base(), "create", &other).await;
+    assert_eq!(r.status, 200, "{}", show(&r));
+    assert_eq!(
+        std::fs::read_to_string(&victim).unwrap(),
+        "precious\n",
+        "a tape was written through a symbolic link"
+    );
+    assert!(
+        real.join("F-PLAIN.jsonl").is_file(),
+        "ordinary tapes are still written"
+    );
+    eventually("the failed recording to be logged", || async {
+        server
+            .output()
+            .contains("recording the exchange failed")
+            .then_some(())
+    })
+    .await;
+}
