@@ -106,6 +106,8 @@ pub struct Settings {
     /// The merchant's Fast app id: the JWT audience.
     pub app_id: Option<String>,
     pub jwt_issuer: String,
+    /// Longest accepted token lifetime (`exp − iat`).
+    pub jwt_max_lifetime: Duration,
     /// Bearer token of the admin API.
     pub admin_token: Option<Secret>,
     /// Base URL of Fast's order-management API (seller → Fast calls).
@@ -146,6 +148,7 @@ impl Settings {
             jwks: None,
             app_id: None,
             jwt_issuer: "api.fast.co".into(),
+            jwt_max_lifetime: Duration::from_secs(24 * 3600),
             admin_token: None,
             fast_api_url: DEFAULT_FAST_API_URL.into(),
             fast_api_token: None,
@@ -357,6 +360,8 @@ raw_settings! {
         fast_api_url = "FAST_SELLER_FAST_API_URL",
         /// Expected JWT issuer [default: api.fast.co]
         jwt_issuer = "FAST_SELLER_JWT_ISSUER",
+        /// Longest lifetime (exp - iat) of an accepted JWT, from 1m to 30d [default: 24h]
+        jwt_max_lifetime = "FAST_SELLER_JWT_MAX_LIFETIME",
         /// Accepted clock difference of HMAC-signed calls, e.g. "5m" [default: 5m]
         hmac_tolerance = "FAST_SELLER_HMAC_TOLERANCE",
         /// Allow --auth none on a non-loopback address (never in production)
@@ -473,6 +478,19 @@ impl RawSettings {
             jwks: non_blank(raw.jwks),
             app_id: non_blank(raw.app_id),
             jwt_issuer: value("jwt_issuer", raw.jwt_issuer, d.jwt_issuer, text)?,
+            jwt_max_lifetime: value(
+                "jwt_max_lifetime",
+                raw.jwt_max_lifetime,
+                d.jwt_max_lifetime,
+                |v| {
+                    duration(v).and_then(|d| {
+                        (Duration::from_secs(60)..=Duration::from_secs(30 * 24 * 3600))
+                            .contains(&d)
+                            .then_some(d)
+                            .ok_or_else(|| format!("`{v}`: must be from 1m to 30d"))
+                    })
+                },
+            )?,
             admin_token: optional("admin_token", raw.admin_token, admin_token)?,
             fast_api_url: value("fast_api_url", raw.fast_api_url, d.fast_api_url, |v| {
                 http_url(v).map(|u| u.trim_end_matches('/').to_string())

@@ -328,6 +328,7 @@ fn build_authenticator(settings: &Settings) -> Result<Authenticator, StartupErro
             &settings.jwt_issuer,
             settings.app_id.as_deref().unwrap_or_default(),
         )
+        .map(|a| a.with_max_token_lifetime(settings.jwt_max_lifetime))
         .map_err(StartupError::Auth),
     }
 }

@@ -1,7 +1,9 @@
 //! RSA signing keys from a JWKS (a file or an http(s) URL), cached by `kid`.
 //!
-//! Loaded on first use; refreshed on use when older than an hour; refetched on an unknown `kid`
-//! at most once a minute (every fetch attempt, failed or not, starts that minute). A failed
+//! Loaded on first use; refreshed in the background when used older than an hour (the request
+//! is answered with the cached key meanwhile, so a slow or hanging JWKS endpoint never holds
+//! up a known `kid`); refetched on an unknown `kid` at most once a minute (every fetch attempt,
+//! failed or not, starts that minute). A failed
 //! fetch keeps the keys already held, for at most 6 hours after they were fetched: past that,
 //! tokens are refused (503, logged) until the source answers again, so a key Fast has rotated
 //! out cannot stay trusted through a long outage. Time comes from the injected [`Clock`].
@@ -184,6 +186,12 @@ impl State {
             .is_some_and(|t| now_ms.abs_diff(t) < REFRESH_AFTER_MS)
     }
 
+    /// Whether the keys may still be used (fetched under [`MAX_KEY_AGE_MS`] ago).
+    fn usable(&self, now_ms: u64) -> bool {
+        self.loaded_at_ms
+            .is_some_and(|t| now_ms.abs_diff(t) < MAX_KEY_AGE_MS)
+    }
+
     fn may_fetch(&self, now_ms: u64) -> bool {
         self.last_attempt_ms
             .is_none_or(|t| now_ms.abs_diff(t) >= MIN_FETCH_INTERVAL_MS)
@@ -207,19 +215,26 @@ impl State {
 
 /// A cache of RSA public keys by `kid`, shared by all requests.
 pub struct JwksCache {
+    inner: Arc<Inner>,
+}
+
+/// What a background refresh shares with the requests.
+struct Inner {
     source: JwksSource,
     client: Option<reqwest::Client>,
     state: Mutex<State>,
     /// Serialises fetches so that concurrent misses cause one fetch.
     fetch_lock: tokio::sync::Mutex<()>,
     fetches: AtomicU64,
+    /// The latest background refresh, for [`JwksCache::settle`].
+    background: Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
 impl fmt::Debug for JwksCache {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("JwksCache")
-            .field("source", &self.source.describe())
-            .field("keys", &self.lock_state().keys.len())
+            .field("source", &self.inner.source.describe())
+            .field("keys", &self.inner.lock_state().keys.len())
             .field("fetches", &self.fetches())
             .finish()
     }
@@ -240,39 +255,42 @@ impl JwksCache {
             ),
         };
         Ok(JwksCache {
-            source,
-            client,
-            state: Mutex::new(State::default()),
-            fetch_lock: tokio::sync::Mutex::new(()),
-            fetches: AtomicU64::new(0),
+            inner: Arc::new(Inner {
+                source,
+                client,
+                state: Mutex::new(State::default()),
+                fetch_lock: tokio::sync::Mutex::new(()),
+                fetches: AtomicU64::new(0),
+                background: Mutex::new(None),
+            }),
         })
     }
 
     /// Where the keys come from.
     pub fn source(&self) -> &JwksSource {
-        &self.source
+        &self.inner.source
     }
 
     /// How many fetches were attempted so far (successful or not).
     pub fn fetches(&self) -> u64 {
-        self.fetches.load(Ordering::Relaxed)
+        self.inner.fetches.load(Ordering::Relaxed)
     }
 
     /// Fetches now, ignoring the rate limit, and returns how many keys are usable; on failure
     /// the keys held are kept. Meant for a startup check.
     pub async fn load(&self, clock: &dyn Clock) -> Result<usize, JwksError> {
-        let _guard = self.fetch_lock.lock().await;
-        self.fetch_and_store(clock.now_ms()).await
+        let _guard = self.inner.fetch_lock.lock().await;
+        self.inner.fetch_and_store(clock.now_ms()).await
     }
 
     /// For a server that started without keys (the URL did not answer): fetches when no
     /// keys are held and the once-a-minute limit allows. `Some(n)` once `n` keys are held,
     /// `None` when it is not time to fetch again yet.
     pub async fn fetch_if_empty(&self, clock: &dyn Clock) -> Result<Option<usize>, JwksError> {
-        let _guard = self.fetch_lock.lock().await;
+        let _guard = self.inner.fetch_lock.lock().await;
         let now = clock.now_ms();
         {
-            let state = self.lock_state();
+            let state = self.inner.lock_state();
             if !state.keys.is_empty() {
                 return Ok(Some(state.keys.len()));
             }
@@ -280,34 +298,83 @@ impl JwksCache {
                 return Ok(None);
             }
         }
-        self.fetch_and_store(now).await.map(Some)
+        self.inner.fetch_and_store(now).await.map(Some)
     }
 
-    /// The key for `kid`, fetching first when needed and allowed.
+    /// The key for `kid`. A known `kid` is answered from the cache at once (its keys past the
+    /// refresh age are refreshed in the background); an unknown one, or keys no longer
+    /// usable, wait for a fetch when one is allowed.
     pub async fn key(&self, kid: &str, clock: &dyn Clock) -> Result<Arc<RsaPublicKey>, AuthError> {
+        let now = clock.now_ms();
         {
-            let state = self.lock_state();
-            if state.fresh(clock.now_ms()) {
-                if let Some(key) = state.keys.get(kid) {
-                    return Ok(key.clone());
+            let state = self.inner.lock_state();
+            if let Some(key) = state.keys.get(kid).filter(|_| state.usable(now)) {
+                let key = key.clone();
+                let stale = !state.fresh(now);
+                drop(state);
+                if stale {
+                    self.refresh_in_background(now);
                 }
+                return Ok(key);
             }
         }
-        let _guard = self.fetch_lock.lock().await;
+        let _guard = self.inner.fetch_lock.lock().await;
         let now = clock.now_ms();
         {
             // Another task may have fetched while this one waited for the lock.
-            let state = self.lock_state();
+            let state = self.inner.lock_state();
             let known = state.keys.contains_key(kid);
-            if (known && state.fresh(now)) || !state.may_fetch(now) {
+            if (known && state.usable(now)) || !state.may_fetch(now) {
                 return state.lookup(kid, now);
             }
         }
         // A failure is logged inside and leaves the old keys in place (until they expire).
-        let _ = self.fetch_and_store(now).await;
-        self.lock_state().lookup(kid, now)
+        let _ = self.inner.fetch_and_store(now).await;
+        self.inner.lock_state().lookup(kid, now)
     }
 
+    /// Starts one fetch in the background unless one ran in the last minute or is running:
+    /// the attempt is claimed (its minute starts) before the task is spawned, so requests
+    /// arriving meanwhile spawn no more.
+    fn refresh_in_background(&self, now_ms: u64) {
+        {
+            let mut state = self.inner.lock_state();
+            if !state.may_fetch(now_ms) {
+                return;
+            }
+            state.last_attempt_ms = Some(now_ms);
+        }
+        let inner = self.inner.clone();
+        let task = tokio::spawn(async move {
+            // A fetch already running (an unknown kid's) refreshes the keys as well.
+            let Ok(_guard) = inner.fetch_lock.try_lock() else {
+                return;
+            };
+            let _ = inner.fetch_and_store(now_ms).await;
+        });
+        *self
+            .inner
+            .background
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(task);
+    }
+
+    /// Waits until the latest background refresh, if any, has finished (tests use it to
+    /// look at the cache after a refresh without polling).
+    pub async fn settle(&self) {
+        let task = self
+            .inner
+            .background
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .take();
+        if let Some(task) = task {
+            let _ = task.await;
+        }
+    }
+}
+
+impl Inner {
     fn lock_state(&self) -> MutexGuard<'_, State> {
         self.state
             .lock()
@@ -540,6 +607,7 @@ mod tests {
         write_jwks(&path, &[("k2", &key_b().to_public_key())]);
         clock.advance_ms(REFRESH_AFTER_MS);
         cache.key("k2", &clock).await.expect("k2");
+        cache.settle().await;
         assert_eq!(
             cache.key("k1", &clock).await,
             Err(AuthError::UnknownKeyId("k1".into()))
@@ -557,21 +625,25 @@ mod tests {
         // Stale after an hour: a refresh is attempted, fails, and the old key still serves.
         clock.advance_ms(REFRESH_AFTER_MS + 1);
         cache.key("k1", &clock).await.expect("k1 kept");
+        cache.settle().await;
         assert_eq!(cache.fetches(), 2);
         // Retries of a stale cache are rate limited too.
         cache.key("k1", &clock).await.expect("k1 kept");
         assert_eq!(cache.fetches(), 2);
         clock.advance_ms(MIN_FETCH_INTERVAL_MS);
         cache.key("k1", &clock).await.expect("k1 kept");
+        cache.settle().await;
         assert_eq!(cache.fetches(), 3);
         // Garbage in the file is a failure too.
         std::fs::write(&path, "{not json").expect("write");
         clock.advance_ms(MIN_FETCH_INTERVAL_MS);
         cache.key("k1", &clock).await.expect("k1 kept");
+        cache.settle().await;
         assert_eq!(cache.fetches(), 4);
         // Up to the age limit the key serves; from it on, nothing does.
         clock.advance_ms(START_MS + MAX_KEY_AGE_MS - 1 - clock.now_ms());
         cache.key("k1", &clock).await.expect("k1 just inside 6 h");
+        cache.settle().await;
         clock.advance_ms(1);
         assert_eq!(
             cache.key("k1", &clock).await,
@@ -588,6 +660,34 @@ mod tests {
         clock.advance_ms(MIN_FETCH_INTERVAL_MS);
         cache.key("k2", &clock).await.expect("k2");
         assert_eq!(cache.fetches(), 6);
+    }
+
+    /// Keys past the refresh age are refreshed in the background: the request that notices it
+    /// gets the cached key without waiting (the source here is gone and would fail), and the
+    /// refresh happens once a minute at most, whatever the number of requests.
+    #[tokio::test]
+    async fn stale_keys_answer_at_once_and_refresh_in_the_background() {
+        let (_dir, path, cache) = setup(&[("k1", &key_a().to_public_key())]);
+        let clock = ManualClock::new(START_MS);
+        cache.key("k1", &clock).await.expect("k1");
+        write_jwks(
+            &path,
+            &[
+                ("k1", &key_a().to_public_key()),
+                ("k2", &key_b().to_public_key()),
+            ],
+        );
+        clock.advance_ms(REFRESH_AFTER_MS + 1);
+        for _ in 0..20 {
+            cache.key("k1", &clock).await.expect("k1 from the cache");
+        }
+        cache.settle().await;
+        assert_eq!(cache.fetches(), 2, "20 stale uses: one background refresh");
+        cache
+            .key("k2", &clock)
+            .await
+            .expect("k2 from the refreshed keys");
+        assert_eq!(cache.fetches(), 2);
     }
 
     #[tokio::test]

@@ -22,6 +22,8 @@ use crate::clock::Clock;
 pub const DEFAULT_ISSUER: &str = "api.fast.co";
 /// Allowed clock skew for `exp`, `nbf` and `iat`, in seconds.
 pub const DEFAULT_LEEWAY_SECS: i64 = 60;
+/// Longest accepted token lifetime (`exp − iat`, or `exp − now` without `iat`), in seconds.
+pub const DEFAULT_MAX_LIFETIME_SECS: i64 = 24 * 3600;
 /// Longer tokens are refused before any decoding.
 pub const MAX_TOKEN_BYTES: usize = 8 * 1024;
 
@@ -68,6 +70,7 @@ pub struct JwtVerifier {
     issuer: String,
     app_id: String,
     leeway_secs: i64,
+    max_lifetime_secs: i64,
     jwks: Arc<JwksCache>,
 }
 
@@ -77,6 +80,7 @@ impl fmt::Debug for JwtVerifier {
             .field("issuer", &self.issuer)
             .field("app_id", &self.app_id)
             .field("leeway_secs", &self.leeway_secs)
+            .field("max_lifetime_secs", &self.max_lifetime_secs)
             .field("jwks", &self.jwks)
             .finish()
     }
@@ -89,8 +93,15 @@ impl JwtVerifier {
             issuer: issuer.into(),
             app_id: app_id.into(),
             leeway_secs: DEFAULT_LEEWAY_SECS,
+            max_lifetime_secs: DEFAULT_MAX_LIFETIME_SECS,
             jwks,
         }
+    }
+
+    /// Replaces the 24 h cap on a token's lifetime (`exp − iat`).
+    pub fn with_max_lifetime_secs(mut self, max_lifetime_secs: i64) -> Self {
+        self.max_lifetime_secs = max_lifetime_secs.max(1);
+        self
     }
 
     /// Replaces the 60 s leeway.
@@ -203,10 +214,17 @@ impl JwtVerifier {
                 return Err(AuthError::TokenNotYetValid("nbf"));
             }
         }
-        if let Some(iat) = numeric_claim(claims.iat.as_ref(), "iat")? {
+        let iat = numeric_claim(claims.iat.as_ref(), "iat")?;
+        if let Some(iat) = iat {
             if i128::from(iat) > now + leeway {
                 return Err(AuthError::TokenNotYetValid("iat"));
             }
+        }
+        // A token valid for longer than the cap is refused however well it is signed, so a
+        // leaked one cannot be used for months; without `iat`, its lifetime counts from now.
+        let issued = iat.map_or(now, i128::from);
+        if i128::from(exp) - issued > i128::from(self.max_lifetime_secs) + leeway {
+            return Err(AuthError::TokenLifetimeTooLong);
         }
         Ok(())
     }

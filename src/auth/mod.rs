@@ -44,6 +44,8 @@ pub enum AuthError {
     TokenExpired,
     #[error("token not yet valid ({0})")]
     TokenNotYetValid(&'static str),
+    #[error("token lifetime (exp - iat) is longer than accepted")]
+    TokenLifetimeTooLong,
     #[error("wrong audience")]
     WrongAudience,
     #[error("wrong issuer")]
@@ -69,6 +71,7 @@ impl AuthError {
             AuthError::MalformedClaim(_) => "malformed_claim",
             AuthError::TokenExpired => "token_expired",
             AuthError::TokenNotYetValid(_) => "token_not_yet_valid",
+            AuthError::TokenLifetimeTooLong => "token_lifetime_too_long",
             AuthError::WrongAudience => "wrong_audience",
             AuthError::WrongIssuer => "wrong_issuer",
             AuthError::AppIdMismatch => "app_id_mismatch",
@@ -164,6 +167,17 @@ impl Authenticator {
             app_id,
             Arc::new(cache),
         )))
+    }
+
+    /// Caps the lifetime (`exp − iat`) of the tokens `fast-jwt` accepts; other schemes are
+    /// returned as they are.
+    pub fn with_max_token_lifetime(self, max: std::time::Duration) -> Self {
+        match self {
+            Authenticator::FastJwt(verifier) => Authenticator::FastJwt(
+                verifier.with_max_lifetime_secs(i64::try_from(max.as_secs()).unwrap_or(i64::MAX)),
+            ),
+            other => other,
+        }
     }
 
     /// The scheme's name as written in configuration: `none`, `hmac` or `fast-jwt`.

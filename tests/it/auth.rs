@@ -674,11 +674,13 @@ async fn jwt08_cached_keys_survive_a_jwks_outage() {
         "known kid 5 h into the outage",
         &f.call("read", &body, &f.token()).await,
     );
-    assert_eq!(
-        f.jwks.fetches(),
-        3,
-        "a stale cache tries a refresh (failing)"
-    );
+    // The refresh of a stale cache runs in the background (and fails).
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while f.jwks.fetches() < 3 {
+        assert!(Instant::now() < deadline, "a stale cache tries a refresh");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(f.jwks.fetches(), 3, "one refresh, not one per request");
     f.app.clock.advance_ms(3600 * 1000);
     let r = f.call("read", &body, &f.token()).await;
     assert_eq!(r.status, 503, "past 6 h the cached keys are dropped");
@@ -721,6 +723,77 @@ async fn jwt08_a_hanging_jwks_delays_only_requests_that_need_a_fetch() {
         "the fetch timeout bounds the wait: {unknown_took:?}"
     );
     assert_eq!(f.jwks.fetches(), 2);
+}
+
+/// Issue 13 (JWKS refresh): once the cached keys are past their refresh age (1 h), every JWT
+/// request used to wait on the refresh, so a hanging JWKS endpoint stalled all traffic for up
+/// to the 5 s fetch timeout each minute. The refresh now runs in the background: while the
+/// endpoint hangs, 16 concurrent requests with the cached kid are answered within the 6 h the
+/// keys may be used, well before the fetch could time out, and only one fetch is started.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jwt08_stale_keys_are_refreshed_in_the_background() {
+    let f = jwt_app().await;
+    assert_ok(
+        "warm the cache",
+        &f.call("create", &create("j8b"), &f.token()).await,
+    );
+    f.jwks.hang();
+    f.app.clock.advance_ms(2 * 3600 * 1000);
+    let body = read("F-j8b");
+    let token = f.token();
+    let start = Instant::now();
+    let answers =
+        futures_util::future::join_all((0..16).map(|_| f.call("read", &body, &token))).await;
+    let took = start.elapsed();
+    for (i, r) in answers.iter().enumerate() {
+        assert_ok(&format!("cached kid #{i} while the refresh hangs"), r);
+    }
+    assert!(
+        took < fast_seller::auth::jwks::FETCH_TIMEOUT - Duration::from_secs(1),
+        "16 requests with a cached kid took {took:?}: they waited for the hanging refresh"
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while f.jwks.fetches() < 2 {
+        assert!(
+            Instant::now() < deadline,
+            "the background refresh reaches the JWKS"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(f.jwks.fetches(), 2, "one refresh for all 16 requests");
+}
+
+/// Issue 13 (token lifetime): a token is accepted only when `exp − iat` is within
+/// `--jwt-max-lifetime` (24 h by default, 60 s leeway); without `iat` the lifetime counts
+/// from now. Longer-lived tokens are 401 `token_lifetime_too_long`, however well signed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jwt_lifetime_is_capped() {
+    let f = jwt_app().await;
+    let now = f.now();
+    let claims = |iat: Option<i64>, exp: i64| {
+        let mut c = json!({"iss": ISSUER, "aud": APP_ID, "exp": exp});
+        if let Some(iat) = iat {
+            c["iat"] = json!(iat);
+        }
+        rs256(key_a(), &rs_header("k1"), &c)
+    };
+    let day = 24 * 3600;
+    let body = create("jlt");
+    assert_ok(
+        "exactly 24 h",
+        &f.call("create", &body, &claims(Some(now), now + day)).await,
+    );
+    for (what, token) in [
+        ("24 h and 2 minutes", claims(Some(now), now + day + 120)),
+        (
+            "issued an hour ago for 24 h more",
+            claims(Some(now - 3600), now + day),
+        ),
+        ("a year, no iat", claims(None, now + 365 * day)),
+    ] {
+        let r = f.call("read", &read("F-jlt"), &token).await;
+        assert_401(what, &r, "token lifetime");
+    }
 }
 
 /// JWT-08 (no keys at all). The JWKS URL fails at start-up: the server starts but `/readyz`
@@ -1640,6 +1713,78 @@ async fn cli_keys_generate_and_sign_fast_jwt_are_accepted_by_the_server() {
     assert_401("token for another app", &r, "wrong audience");
     let r = server.post("create", &body, &sign(APP_ID)).await;
     assert_ok("signed by `fast-seller sign`", &r);
+    drop(server);
+}
+
+/// `--jwt-max-lifetime` on the real binary: with `1h`, a token `fast-seller sign` makes for
+/// two hours is refused (401, token lifetime), one for 30 minutes accepted; a value outside
+/// 1m–30d stops start-up naming the setting.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cli_jwt_max_lifetime_refuses_longer_tokens() {
+    let dir = TempDir::new().expect("tempdir");
+    let keys = dir.path().join("keys");
+    run_tool(&["keys", "generate", "--dir", path_str(&keys)], &[]);
+    let body = create("cli-jlt");
+    let body_file = dir.path().join("body.json");
+    std::fs::write(&body_file, &body).expect("write body");
+    let data = dir.path().join("data");
+    let envs = [
+        (
+            "FAST_SELLER_JWKS",
+            path_str(&keys.join("jwks.json")).to_string(),
+        ),
+        ("FAST_SELLER_APP_ID", APP_ID.to_string()),
+    ];
+    let envs: Vec<(&str, &str)> = envs.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let serve = |lifetime: &'static str| {
+        vec![
+            "serve".to_string(),
+            "--auth".into(),
+            "fast-jwt".into(),
+            "--listen".into(),
+            "127.0.0.1:0".into(),
+            "--data-dir".into(),
+            path_str(&data).into(),
+            "--log-format".into(),
+            "json".into(),
+            "--jwt-max-lifetime".into(),
+            lifetime.into(),
+        ]
+    };
+    let refused = serve("31d");
+    let refused: Vec<&str> = refused.iter().map(String::as_str).collect();
+    let out = command(&refused, &envs).output().expect("run serve");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.code() == Some(2) && stderr.contains("jwt_max_lifetime"),
+        "31d must stop start-up naming the setting: {stderr}"
+    );
+    let args = serve("1h");
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let server = Server::start(&args, &envs).await;
+    let sign = |ttl: &str| {
+        let out = run_tool(
+            &[
+                "sign",
+                "--auth",
+                "fast-jwt",
+                "--body",
+                path_str(&body_file),
+                "--key",
+                path_str(&keys.join("private.pem")),
+                "--app-id",
+                APP_ID,
+                "--ttl",
+                ttl,
+            ],
+            &[],
+        );
+        parse_header_lines(&out)
+    };
+    let r = server.post("create", &body, &sign("7200")).await;
+    assert_401("a two-hour token under a 1h cap", &r, "token lifetime");
+    let r = server.post("create", &body, &sign("1800")).await;
+    assert_ok("a 30-minute token", &r);
     drop(server);
 }
 
