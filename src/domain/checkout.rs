@@ -112,7 +112,7 @@ fn new_line(
     if qty == 0 || qty > max_units {
         return Err(DomainError::unprocessable(
             format!("{field}.quantity"),
-            format!("must be between 1 and {max_units} (max_line_units)"),
+            format!("must be between 1 and {max_units}"),
         ));
     }
     let id = match line.id.clone().filter(|id| !id.0.is_empty()) {
