@@ -3,6 +3,10 @@
 //! naming it.
 
 use crate::domain::limits::{self, Limits};
+mod vendure;
+
+pub use vendure::{VendureCredentials, VendureSettings, VendureTaxZone};
+
 use crate::signing::{self, WebhookSecret};
 use serde::Deserialize;
 use std::net::SocketAddr;
@@ -52,6 +56,8 @@ pub enum BackendKind {
     File,
     Webhook,
     Nats,
+    /// Orders placed in Vendure, the catalog read from it.
+    Vendure,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -118,6 +124,8 @@ pub struct Settings {
     pub insecure_allow_public: bool,
     /// Record every Fast exchange as tapes here.
     pub record: Option<PathBuf>,
+    /// With `--backend vendure`.
+    pub vendure: Option<VendureSettings>,
 }
 
 impl Settings {
@@ -154,6 +162,7 @@ impl Settings {
             fast_api_token: None,
             insecure_allow_public: false,
             record: None,
+            vendure: None,
         }
     }
 }
@@ -316,7 +325,7 @@ raw_settings! {
         catalog = "FAST_SELLER_CATALOG",
         /// How Fast's calls are authenticated: none | hmac | fast-jwt [default: none]
         auth = "FAST_SELLER_AUTH",
-        /// Where converted orders go: file | webhook | nats [default: file]
+        /// Where converted orders go: file | webhook | nats | vendure [default: file]
         backend = "FAST_SELLER_BACKEND",
         /// How long request ids are remembered, e.g. "7d" (at least 24h) [default: 7d]
         idempotency_retention = "FAST_SELLER_IDEMPOTENCY_RETENTION",
@@ -364,6 +373,16 @@ raw_settings! {
         jwt_max_lifetime = "FAST_SELLER_JWT_MAX_LIFETIME",
         /// Accepted clock difference of HMAC-signed calls, e.g. "5m" [default: 5m]
         hmac_tolerance = "FAST_SELLER_HMAC_TOLERANCE",
+        /// Admin API of the Vendure server, with --backend vendure (e.g. http://127.0.0.1:3000/admin-api)
+        vendure_url = "FAST_SELLER_VENDURE_URL",
+        /// Vendure channel token (default: the default channel)
+        vendure_channel_token = "FAST_SELLER_VENDURE_CHANNEL_TOKEN",
+        /// The Vendure server's tax zone strategy: address | channel [default: address]
+        vendure_tax_zone = "FAST_SELLER_VENDURE_TAX_ZONE",
+        /// Code of the Vendure payment method Fast's payments are recorded with [default: fast]
+        vendure_payment_method = "FAST_SELLER_VENDURE_PAYMENT_METHOD",
+        /// How often the catalog is read again from Vendure, e.g. "5m" [default: 5m]
+        catalog_refresh = "FAST_SELLER_CATALOG_REFRESH",
         /// Allow --auth none on a non-loopback address (never in production)
         #[arg(num_args = 0..=1, default_missing_value = "true")]
         insecure_allow_public = "FAST_SELLER_INSECURE_ALLOW_PUBLIC",
@@ -373,6 +392,9 @@ raw_settings! {
         webhook_secret = "FAST_SELLER_WEBHOOK_SECRET",
         admin_token = "FAST_SELLER_ADMIN_TOKEN",
         fast_api_token = "FAST_SELLER_FAST_API_TOKEN",
+        vendure_api_key = "FAST_SELLER_VENDURE_API_KEY",
+        vendure_username = "FAST_SELLER_VENDURE_USERNAME",
+        vendure_password = "FAST_SELLER_VENDURE_PASSWORD",
     }
 }
 
@@ -407,6 +429,20 @@ impl RawSettings {
             PathBuf::from("./data"),
         );
         let outbox = outbox(raw.outbox_concurrency, raw.outbox_attempt_timeout, d.outbox)?;
+        let backend = value("backend", raw.backend, d.backend, backend_kind)?;
+        let vendure = vendure::resolve(
+            vendure::Given {
+                url: raw.vendure_url,
+                channel_token: raw.vendure_channel_token,
+                tax_zone: raw.vendure_tax_zone,
+                payment_method: raw.vendure_payment_method,
+                catalog_refresh: raw.catalog_refresh,
+                api_key: raw.vendure_api_key,
+                username: raw.vendure_username,
+                password: raw.vendure_password,
+            },
+            backend == BackendKind::Vendure,
+        )?;
         let s = Settings {
             listen: value("listen", raw.listen, d.listen, socket_addr)?,
             data_dir: raw.data_dir.map(PathBuf::from).unwrap_or(d.data_dir),
@@ -414,7 +450,7 @@ impl RawSettings {
             store: store(raw.store, raw.store_pool_size)?,
             catalog: raw.catalog.map(PathBuf::from),
             auth: value("auth", raw.auth, d.auth, auth_mode)?,
-            backend: value("backend", raw.backend, d.backend, backend_kind)?,
+            backend,
             idempotency_retention: value(
                 "idempotency_retention",
                 raw.idempotency_retention,
@@ -504,6 +540,7 @@ impl RawSettings {
                 false,
                 boolean,
             )?,
+            vendure,
         };
         s.check_combination()?;
         Ok(s)
@@ -622,7 +659,8 @@ fn backend_kind(v: &str) -> Result<BackendKind, String> {
         "file" => Ok(BackendKind::File),
         "webhook" => Ok(BackendKind::Webhook),
         "nats" => Ok(BackendKind::Nats),
-        _ => Err("expected file, webhook or nats".into()),
+        "vendure" => Ok(BackendKind::Vendure),
+        _ => Err("expected file, webhook, nats or vendure".into()),
     }
 }
 
@@ -753,6 +791,12 @@ impl Settings {
                 ));
             }
             _ => {}
+        }
+        if self.backend == BackendKind::Vendure && self.catalog.is_some() {
+            return Err(invalid(
+                "catalog",
+                "cannot be used with --backend vendure: the catalog comes from Vendure (remove --catalog / FAST_SELLER_CATALOG)",
+            ));
         }
         if self.backend == BackendKind::Webhook {
             if self.webhook_url.is_none() {

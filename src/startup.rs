@@ -8,8 +8,14 @@ use crate::backend::fast::{FastClient, Router};
 use crate::backend::file::FileBackend;
 use crate::backend::webhook::WebhookBackend;
 use crate::backend::CommerceBackend;
+use crate::catalog::SharedCatalog;
 use crate::clock::{Clock, SystemClock};
-use crate::config::{AuthMode, BackendKind, Settings, StoreConfig};
+use crate::commerce::vendure::{
+    Auth, TaxZoneStrategy, VendureBridge, VendureClient, PLACEMENT_TIMEOUT,
+};
+use crate::config::{
+    AuthMode, BackendKind, Settings, StoreConfig, VendureCredentials, VendureTaxZone,
+};
 use crate::domain::CatalogError;
 use crate::http::{self, body::BodyLimits, AppState, Readiness};
 use crate::metrics::Metrics;
@@ -57,6 +63,38 @@ pub struct Application {
     outbox: Arc<Outbox>,
     /// A JWKS URL that has not answered with keys yet: retried (by this clock) until it does.
     jwks_pending: Option<(Arc<JwksCache>, Arc<dyn Clock>)>,
+    /// Reads the platform's catalog again now and then.
+    refresh: Option<Refresh>,
+}
+
+/// The catalog refresh of a commerce platform.
+struct Refresh {
+    bridge: Arc<VendureBridge>,
+    catalog: Arc<SharedCatalog>,
+    every: Duration,
+    clock: Arc<dyn Clock>,
+}
+
+impl Refresh {
+    async fn run(self) {
+        loop {
+            tokio::time::sleep(self.every).await;
+            match self.bridge.sync(self.clock.now_ms()).await {
+                Ok(synced) => {
+                    tracing::info!(
+                        variants = synced.snapshot.catalog.variants.len(),
+                        unmapped = synced.snapshot.catalog.unmapped.len(),
+                        "catalog read from Vendure"
+                    );
+                    self.catalog
+                        .replace(synced.catalog, synced.snapshot.fetched_at_ms);
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "catalog refresh failed: serving the last good catalog")
+                }
+            }
+        }
+    }
 }
 
 impl Application {
@@ -68,15 +106,27 @@ impl Application {
         settings: Settings,
         clock: Arc<dyn Clock>,
     ) -> Result<Application, StartupError> {
-        let catalog = Arc::new(crate::catalog::load(settings.catalog.as_deref())?);
         preflight::data_dir(&settings.data_dir)?;
+        let platform = platform(&settings)?;
+        let catalog = Arc::new(match &platform {
+            None => SharedCatalog::new(
+                crate::catalog::load(settings.catalog.as_deref())?,
+                if settings.catalog.is_some() {
+                    "file"
+                } else {
+                    "demo"
+                },
+                0,
+            ),
+            Some(bridge) => vendure_catalog(bridge, clock.as_ref()).await?,
+        });
         let store = open_store(&settings).await?;
         let wake = Arc::new(Notify::new());
         let metrics =
             Arc::new(Metrics::new().map_err(|e| StartupError::Server(std::io::Error::other(e)))?);
         let service = Arc::new(Service::new(
             store.clone(),
-            catalog,
+            catalog.clone(),
             clock.clone(),
             ServiceSettings {
                 idempotency_retention: settings.idempotency_retention,
@@ -87,7 +137,8 @@ impl Application {
             wake.clone(),
             metrics.clone(),
         ));
-        let backend = build_backend(&settings, clock.clone()).await?;
+        let backend = build_backend(&settings, clock.clone(), platform.clone()).await?;
+        let clock_for_refresh = clock.clone();
         let fast = FastClient::new(
             &settings.fast_api_url,
             settings.app_id.clone(),
@@ -102,6 +153,11 @@ impl Application {
             );
         }
         let backend: Arc<dyn CommerceBackend> = Arc::new(Router::new(backend, fast));
+        let mut outbox_settings = settings.outbox.clone();
+        if platform.is_some() {
+            outbox_settings.attempt_timeout =
+                outbox_settings.attempt_timeout.max(PLACEMENT_TIMEOUT);
+        }
         let auth = Arc::new(build_authenticator(&settings)?);
         let readiness = Arc::new(Readiness::default());
         let jwks_pending = match &*auth {
@@ -122,7 +178,7 @@ impl Application {
             store.clone(),
             backend,
             clock.clone(),
-            settings.outbox.clone(),
+            outbox_settings,
             wake.clone(),
             metrics.clone(),
         ));
@@ -168,6 +224,14 @@ impl Application {
         }
         let server = server.listen(listener)?.run();
         tracing::info!(addr = %addr, "listening on http://{addr}");
+        let refresh = platform
+            .zip(settings.vendure.as_ref())
+            .map(|(bridge, v)| Refresh {
+                bridge,
+                catalog,
+                every: v.catalog_refresh,
+                clock: clock_for_refresh,
+            });
         Ok(Application {
             port: addr.port(),
             server,
@@ -176,6 +240,7 @@ impl Application {
             readiness,
             outbox,
             jwks_pending,
+            refresh,
         })
     }
 
@@ -207,11 +272,13 @@ impl Application {
             readiness,
             outbox,
             jwks_pending,
+            refresh,
             ..
         } = self;
         let pruner = tokio::spawn(prune_forever(service));
         let jwks_wait = jwks_pending
             .map(|(cache, clock)| tokio::spawn(wait_for_jwks(cache, readiness.clone(), clock)));
+        let refresher = refresh.map(|r| tokio::spawn(r.run()));
         let (stop_outbox, stopped) = watch::channel(false);
         let worker = tokio::spawn(outbox.run(stopped));
         let handle = server.handle();
@@ -230,6 +297,9 @@ impl Application {
         pruner.abort();
         if let Some(task) = jwks_wait {
             task.abort();
+        }
+        if let Some(r) = refresher {
+            r.abort();
         }
         let _ = stop_outbox.send(true);
         if worker.await.is_err() {
@@ -275,11 +345,74 @@ pub async fn open_postgres(
     Ok((Arc::new(store), applied))
 }
 
+/// The commerce platform's bridge, with `--backend vendure`.
+fn platform(settings: &Settings) -> Result<Option<Arc<VendureBridge>>, StartupError> {
+    let Some(v) = &settings.vendure else {
+        return Ok(None);
+    };
+    let auth = match &v.credentials {
+        VendureCredentials::ApiKey(key) => Auth::ApiKey(key.expose().to_owned()),
+        VendureCredentials::Login { username, password } => Auth::Login {
+            username: username.clone(),
+            password: password.expose().to_owned(),
+        },
+    };
+    let client = VendureClient::new(v.url.clone(), auth, v.channel_token.clone())
+        .map_err(|e| StartupError::Backend(e.to_string()))?;
+    let strategy = match v.tax_zone {
+        VendureTaxZone::Address => TaxZoneStrategy::Address,
+        VendureTaxZone::Channel => TaxZoneStrategy::Channel,
+    };
+    Ok(Some(Arc::new(VendureBridge::new(
+        client,
+        strategy,
+        v.payment_method.clone(),
+        settings.data_dir.clone(),
+    ))))
+}
+
+/// The catalog read from Vendure; while Vendure cannot be read, the last good snapshot.
+async fn vendure_catalog(
+    bridge: &VendureBridge,
+    clock: &dyn Clock,
+) -> Result<SharedCatalog, StartupError> {
+    let fresh = bridge.sync(clock.now_ms()).await;
+    let synced = match fresh {
+        Ok(synced) => synced,
+        Err(e) => match bridge.stored() {
+            Ok(Some(stored)) => {
+                tracing::warn!(error = %e, "Vendure cannot be read: starting with the stored catalog");
+                stored
+            }
+            Ok(None) => {
+                return Err(StartupError::Backend(format!(
+                    "{e} (and there is no stored catalog to start from yet: check --vendure-url and the credentials)"
+                )))
+            }
+            Err(stored) => return Err(StartupError::Backend(format!("{e}; {stored}"))),
+        },
+    };
+    tracing::info!(
+        variants = synced.snapshot.catalog.variants.len(),
+        unmapped = synced.snapshot.catalog.unmapped.len(),
+        "catalog read from Vendure"
+    );
+    Ok(SharedCatalog::new(
+        synced.catalog,
+        "vendure",
+        synced.snapshot.fetched_at_ms,
+    ))
+}
+
 /// The commerce backend `--backend` names.
 async fn build_backend(
     settings: &Settings,
     clock: Arc<dyn Clock>,
+    platform: Option<Arc<VendureBridge>>,
 ) -> Result<Arc<dyn CommerceBackend>, StartupError> {
+    if let Some(bridge) = platform {
+        return Ok(bridge);
+    }
     Ok(match settings.backend {
         BackendKind::File => Arc::new(FileBackend::new(settings.data_dir.join("forwarded.jsonl"))),
         BackendKind::Webhook => {
@@ -310,6 +443,11 @@ async fn build_backend(
         BackendKind::Nats => {
             return Err(StartupError::Backend(
                 "this build has no nats backend (built without the `nats` feature)".into(),
+            ))
+        }
+        BackendKind::Vendure => {
+            return Err(StartupError::Backend(
+                "--backend vendure needs the Vendure settings".into(),
             ))
         }
     })

@@ -595,7 +595,11 @@ async fn steady_traffic_stays_the_size_of_its_window(h: Harness) {
     let retention = Duration::from_millis(RETENTION_DAYS * DAY_MS);
     let service = Service::new(
         store.clone(),
-        Arc::new(fast_seller::catalog::load(None).expect("demo catalog")),
+        Arc::new(fast_seller::catalog::SharedCatalog::new(
+            fast_seller::catalog::load(None).expect("demo catalog"),
+            "demo",
+            0,
+        )),
         clock.clone(),
         ServiceSettings {
             idempotency_retention: retention,

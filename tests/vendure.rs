@@ -7,6 +7,12 @@ use fast_seller::commerce::vendure::{
     Address, Auth, Customer, OrderLine, PlaceOrder, TaxZoneStrategy, VendureClient, VendureError,
 };
 use fast_seller::domain::vendure_pricing::price_order;
+
+#[path = "it/helpers.rs"]
+#[allow(dead_code)]
+mod helpers;
+
+use helpers::{http_client, post_ok, show, ServerProcess};
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
@@ -156,10 +162,14 @@ fn vendure_bridge() {
         .enable_all()
         .build()
         .unwrap();
-    rt.block_on(cases(&vendure.url));
+    rt.block_on(async {
+        let key = cases(&vendure.url).await;
+        through_fast_seller(&vendure.url, &key).await;
+    });
 }
 
-async fn cases(url: &str) {
+/// The adapter's calls one by one; returns the API key it made for fast-seller.
+async fn cases(url: &str) -> String {
     let admin = Admin::login(url).await;
 
     // An API key with a role, as a merchant sets fast-seller up.
@@ -211,7 +221,7 @@ async fn cases(url: &str) {
         );
     }
 
-    let by_key = VendureClient::new(url, Auth::ApiKey(key), None).unwrap();
+    let by_key = VendureClient::new(url, Auth::ApiKey(key.clone()), None).unwrap();
     let by_login = VendureClient::new(
         url,
         Auth::Login {
@@ -273,13 +283,8 @@ async fn cases(url: &str) {
     // ---- placement ----
     let lines = [("L2201308", 1), ("B07K1330LL", 2)];
     let cart = catalog
-        .cart(
-            "US",
-            TaxZoneStrategy::Address,
-            &lines,
-            &["PCT15"],
-            Some("express-shipping"),
-        )
+        .price_book(TaxZoneStrategy::Address)
+        .cart(Some("US"), &lines, &["PCT15"], Some("express-shipping"))
         .unwrap();
     let want = price_order(&cart);
     let fast_order_id = format!("fast-{}", std::process::id());
@@ -434,5 +439,424 @@ async fn cases(url: &str) {
     assert!(
         unreachable.as_ref().is_err_and(VendureError::is_transient),
         "{unreachable:?}"
+    );
+    key
+}
+
+/// Makes zones and tax categories matter (as `integrations/vendure/verify.js` does) and adds
+/// the coupons of each supported kind that `cases` did not.
+async fn vary_tax_and_promotions(admin: &Admin) {
+    let tax = admin
+        .gql(
+            "{ taxRates(options: { take: 100 }) { items { id name } } taxCategories { items { id name } } }",
+            json!({}),
+        )
+        .await;
+    let rate_id = |name: &str| {
+        tax["taxRates"]["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["name"] == name)
+            .unwrap_or_else(|| panic!("no tax rate {name}: {tax}"))["id"]
+            .clone()
+    };
+    for (name, value) in [
+        ("Standard Tax Americas", 8.875),
+        ("Standard Tax Oceania", 15.0),
+        ("Reduced Tax Asia", 8.0),
+        ("Reduced Tax Europe", 7.0),
+    ] {
+        admin
+            .gql(
+                "mutation($id: ID!, $v: Float!) { updateTaxRate(input: { id: $id, value: $v }) { id } }",
+                json!({ "id": rate_id(name), "v": value }),
+            )
+            .await;
+    }
+    let category = |name: &str| {
+        tax["taxCategories"]["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"] == name)
+            .unwrap_or_else(|| panic!("no tax category {name}: {tax}"))["id"]
+            .clone()
+    };
+    let mut input: Vec<Value> = (5..=10)
+        .map(|id| json!({ "id": id.to_string(), "taxCategoryId": category("Reduced Tax") }))
+        .collect();
+    input.extend(
+        (11..=12).map(|id| json!({ "id": id.to_string(), "taxCategoryId": category("Zero Tax") })),
+    );
+    admin
+        .gql(
+            "mutation($i: [UpdateProductVariantInput!]!) { updateProductVariants(input: $i) { id } }",
+            json!({ "i": input }),
+        )
+        .await;
+    for (code, conditions, actions) in [
+        (
+            "FIX1000",
+            json!([{ "code": "minimum_order_amount", "arguments": [{ "name": "amount", "value": "5000" }, { "name": "taxInclusive", "value": "false" }] }]),
+            json!([{ "code": "order_fixed_discount", "arguments": [{ "name": "discount", "value": "1000" }] }]),
+        ),
+        (
+            "PROD25",
+            json!([]),
+            json!([{ "code": "products_percentage_discount", "arguments": [{ "name": "discount", "value": "25" }, { "name": "productVariantIds", "value": "[\"1\",\"5\",\"20\"]" }] }]),
+        ),
+    ] {
+        let created = admin
+            .gql(
+                "mutation($i: CreatePromotionInput!) { createPromotion(input: $i) { __typename } }",
+                json!({ "i": { "enabled": true, "couponCode": code, "conditions": conditions, "actions": actions,
+                               "translations": [{ "languageCode": "en", "name": code }] } }),
+            )
+            .await;
+        assert_eq!(
+            created["createPromotion"]["__typename"], "Promotion",
+            "{created}"
+        );
+    }
+}
+
+/// One Fast checkout: lines `(SKU, quantity)`, shipped to `country`, with an optional coupon
+/// and shipping method (none: the pre-selected cheapest).
+struct Checkout {
+    country: &'static str,
+    lines: &'static [(&'static str, i64)],
+    coupon: Option<&'static str>,
+    shipping: Option<&'static str>,
+}
+
+const fn cart(
+    country: &'static str,
+    lines: &'static [(&'static str, i64)],
+    coupon: Option<&'static str>,
+    shipping: Option<&'static str>,
+) -> Checkout {
+    Checkout {
+        country,
+        lines,
+        coupon,
+        shipping,
+    }
+}
+
+/// Zones (Americas, Europe, Oceania, Asia), the three tax categories, each coupon kind, both
+/// shipping methods and multi-quantity lines.
+const CARTS: &[Checkout] = &[
+    cart("DE", &[("L2201308", 1)], None, None),
+    cart(
+        "DE",
+        &[("L2201508", 3), ("TBL200032", 2)],
+        None,
+        Some("express-shipping"),
+    ),
+    cart("US", &[("L2201308", 1)], None, None),
+    cart(
+        "US",
+        &[("CMK32GX4M2AC16", 3), ("B07K1330LL", 7), ("TBL200032", 1)],
+        None,
+        None,
+    ),
+    cart(
+        "US",
+        &[("A4TKLA45535", 2), ("CMK32GX4M2AC04", 1)],
+        Some("PCT15"),
+        Some("express-shipping"),
+    ),
+    cart(
+        "AU",
+        &[
+            ("CMK32GX4M2AC16", 1),
+            ("CGS480VR1063", 2),
+            ("CGS480VR1064", 3),
+        ],
+        Some("PCT15"),
+        None,
+    ),
+    cart(
+        "JP",
+        &[("TBL200032", 3), ("TBL200128", 1), ("SC3137-056", 2)],
+        Some("FIX1000"),
+        None,
+    ),
+    cart("JP", &[("SC3137-056", 1)], Some("FIX1000"), None),
+    cart(
+        "US",
+        &[("L2201308", 1), ("TBL200032", 2), ("B07K1330LL", 1)],
+        Some("PROD25"),
+        Some("express-shipping"),
+    ),
+    cart(
+        "DE",
+        &[("IHD455T3", 3), ("IHD455T4", 1)],
+        Some("PROD25"),
+        None,
+    ),
+    cart(
+        "AU",
+        &[("LU32J590UQUXEN", 4), ("RS0044", 1)],
+        Some("FREESHIP"),
+        Some("express-shipping"),
+    ),
+    cart(
+        "DE",
+        &[("AR4561-42", 1)],
+        Some("FREESHIP"),
+        Some("express-shipping"),
+    ),
+    cart(
+        "US",
+        &[("B07D990021", 9), ("B07D33B334", 11), ("B07D75V44S", 1)],
+        Some("FIX1000"),
+        None,
+    ),
+    cart(
+        "AU",
+        &[("CMK32GX4M2AC04", 2), ("CMK32GX4M2AC08", 5)],
+        None,
+        None,
+    ),
+    cart("GB", &[("TBL200128", 2)], Some("PCT15"), None),
+    cart(
+        "BR",
+        &[("C24F390", 1), ("RS0044", 2)],
+        Some("FIX1000"),
+        Some("express-shipping"),
+    ),
+    cart(
+        "CN",
+        &[("TBL200032", 1), ("CMK32GX4M2AC08", 1)],
+        Some("PROD25"),
+        None,
+    ),
+    cart("NZ", &[("B07K1330LL", 12)], None, Some("express-shipping")),
+    cart("FR", &[("AR4561-46", 5)], Some("FREESHIP"), None),
+    cart(
+        "US",
+        &[("SC3137-056", 4), ("AR4561-42", 2)],
+        Some("PCT15"),
+        None,
+    ),
+];
+
+fn fast_address(country: &str, email: &str) -> Value {
+    json!({"first_name": "Ada", "last_name": "Lovelace", "email": email, "phone": "555-0100",
+           "address_1": "1 Main Street", "city_locality": "Springfield", "postal_code": "12345",
+           "country": country, "country_code": country})
+}
+
+/// The order of an update answer whose segments all applied.
+fn applied(r: helpers::Resp, fast_id: &str) -> Value {
+    let order = r.order();
+    assert!(
+        order["status"]
+            .as_array()
+            .is_none_or(|s| s.iter().all(|x| x["status"] == true)),
+        "{fast_id}: {}",
+        show(&r)
+    );
+    order
+}
+
+/// Runs `checkout` through fast-seller's Fast endpoints; returns Fast's converted order.
+async fn run_checkout(
+    http: &reqwest::Client,
+    base: &str,
+    fast_id: &str,
+    checkout: &Checkout,
+    slug_of: &dyn Fn(&str) -> String,
+) -> Value {
+    let lines: Vec<Value> = checkout
+        .lines
+        .iter()
+        .enumerate()
+        .map(|(i, (sku, quantity))| {
+            json!({"id": {"value": format!("{fast_id}-l{i}")}, "external_product_id": slug_of(sku),
+                   "external_variant_id": sku, "quantity": quantity})
+        })
+        .collect();
+    let create = json!({"type": "ENTITY_TYPE_ORDER", "app_id": "test-app",
+        "request_id": {"value": format!("{fast_id}-c")},
+        "order": {"is_cart": true, "order": {"id": {"value": fast_id}, "order_type": "ORDER_TYPE_CART",
+                  "status": "ORDER_STATUS_CART", "bill_to": {}, "lines": lines}}});
+    let r = post_ok(http, base, "create", &create).await;
+    assert_eq!(r.status, 200, "{fast_id} create: {}", show(&r));
+    let email = format!("{}@example.com", fast_id.to_lowercase());
+    let to = fast_address(checkout.country, &email);
+    let mut steps = vec![
+        json!({"bill_to": to}),
+        json!({"shipments": [{"ship_to": to}]}),
+    ];
+    if let Some(code) = checkout.coupon {
+        steps.push(json!({"coupon": {"code": code}}));
+    }
+    let mut order = Value::Null;
+    for (i, segment) in steps.into_iter().enumerate() {
+        let body = helpers::update_body(&format!("{fast_id}-u{i}"), fast_id, segment);
+        order = applied(post_ok(http, base, "update", &body).await, fast_id);
+    }
+    if let Some(method) = checkout.shipping {
+        let plan = order["shipment_plans"][0]["external_id"].clone();
+        let body = helpers::update_body(
+            &format!("{fast_id}-ship"),
+            fast_id,
+            json!({"shipping_option": {"plan_id": {"value": plan}, "external_option_id": method}}),
+        );
+        applied(post_ok(http, base, "update", &body).await, fast_id);
+    }
+    let body = helpers::update_body(
+        &format!("{fast_id}-convert"),
+        fast_id,
+        json!({"convert_cart_to_order": true}),
+    );
+    let r = post_ok(http, base, "update", &body).await;
+    let converted = r.order();
+    assert_eq!(
+        converted["order_type"],
+        "ORDER_TYPE_ORDER",
+        "{fast_id}: {}",
+        show(&r)
+    );
+    converted
+}
+
+/// `"1234.50"` → 123450.
+fn minor(amount: &Value) -> i64 {
+    let s = amount
+        .as_str()
+        .unwrap_or_else(|| panic!("not an amount: {amount}"));
+    let (units, cents) = s.split_once('.').unwrap_or((s, "00"));
+    assert_eq!(cents.len(), 2, "{s}");
+    units.parse::<i64>().unwrap() * 100 + cents.parse::<i64>().unwrap()
+}
+
+/// fast-seller with `--backend vendure`: the catalog comes from Vendure and each converted
+/// cart becomes exactly one Vendure order in PaymentSettled whose total is Fast's.
+async fn through_fast_seller(url: &str, key: &str) {
+    let admin = Admin::login(url).await;
+    vary_tax_and_promotions(&admin).await;
+    let catalog = VendureClient::new(url, Auth::ApiKey(key.into()), None)
+        .unwrap()
+        .catalog()
+        .await
+        .unwrap();
+    let slug_of = |sku: &str| {
+        catalog
+            .variant_by_sku(sku)
+            .unwrap_or_else(|| panic!("no variant {sku}"))
+            .product_slug
+            .clone()
+    };
+    let data = tempfile::tempdir().unwrap();
+    let args = [
+        "--data-dir",
+        data.path().to_str().unwrap(),
+        "--backend",
+        "vendure",
+        "--vendure-url",
+        url,
+    ];
+    let server = ServerProcess::start_with(&args, &[("FAST_SELLER_VENDURE_API_KEY", key)]).await;
+    let http = http_client();
+    let base = server.base();
+    let ready: Value = http
+        .get(format!("{base}/readyz"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(ready["catalog"]["source"], "vendure", "{ready}");
+
+    let run = std::process::id();
+    let t0 = Instant::now();
+    let mut charged = Vec::new();
+    for (i, checkout) in CARTS.iter().enumerate() {
+        let fast_id = format!("F{run}-{i:02}");
+        let order = run_checkout(&http, &base, &fast_id, checkout, &slug_of).await;
+        charged.push((fast_id, minor(&order["total_amount"]), checkout));
+    }
+    eprintln!(
+        "{} checkouts through fast-seller in {} ms",
+        CARTS.len(),
+        t0.elapsed().as_millis()
+    );
+
+    // Each conversion reaches Vendure through the outbox, once.
+    let deadline = Instant::now() + Duration::from_secs(300);
+    let mut mismatches = Vec::new();
+    for (fast_id, total, checkout) in &charged {
+        let found = loop {
+            let orders = admin
+                .gql(
+                    "query($f: String!) { orders(options: { filter: { fastOrderId: { eq: $f } } }) { totalItems items { code state totalWithTax couponCodes shippingAddress { countryCode } lines { quantity productVariant { sku } } shippingLines { shippingMethod { code } } customer { emailAddress } } } }",
+                    json!({ "f": fast_id }),
+                )
+                .await;
+            let n = orders["orders"]["totalItems"].as_i64().unwrap();
+            if n > 0 && orders["orders"]["items"][0]["state"] == "PaymentSettled" {
+                assert_eq!(
+                    n, 1,
+                    "{fast_id}: one Vendure order per conversion: {orders}"
+                );
+                break orders["orders"]["items"][0].clone();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{fast_id} did not reach Vendure in PaymentSettled: {orders}\n{}",
+                server.output()
+            );
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        };
+        let booked = found["totalWithTax"].as_i64().unwrap();
+        if booked != *total {
+            mismatches.push(format!(
+                "{fast_id}: Fast charged {total}, Vendure booked {booked}"
+            ));
+        }
+        assert_eq!(found["shippingAddress"]["countryCode"], checkout.country);
+        assert_eq!(
+            found["customer"]["emailAddress"],
+            format!("{}@example.com", fast_id.to_lowercase())
+        );
+        let mut lines: Vec<(String, i64)> = found["lines"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| {
+                (
+                    l["productVariant"]["sku"].as_str().unwrap().to_owned(),
+                    l["quantity"].as_i64().unwrap(),
+                )
+            })
+            .collect();
+        lines.sort();
+        let mut want: Vec<(String, i64)> = checkout
+            .lines
+            .iter()
+            .map(|(s, q)| ((*s).to_owned(), *q))
+            .collect();
+        want.sort();
+        assert_eq!(lines, want, "{fast_id}");
+        assert_eq!(
+            found["shippingLines"][0]["shippingMethod"]["code"],
+            checkout.shipping.unwrap_or("standard-shipping"),
+            "{fast_id}"
+        );
+    }
+    eprintln!(
+        "{} orders in Vendure, all placed {} ms after the first checkout",
+        charged.len(),
+        t0.elapsed().as_millis()
+    );
+    assert!(
+        mismatches.is_empty(),
+        "totals differ:\n{}",
+        mismatches.join("\n")
     );
 }

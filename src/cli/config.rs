@@ -2,7 +2,9 @@
 //! and every check `serve` makes before it takes traffic (`crate::preflight`).
 
 use super::serve::ServeArgs;
-use crate::config::{self, AuthMode, BackendKind, LogFormat, RawSettings, Settings, StoreConfig};
+use crate::config::{
+    self, AuthMode, BackendKind, LogFormat, RawSettings, Settings, StoreConfig, VendureTaxZone,
+};
 use crate::preflight::{self, Check, Verdict};
 use clap::parser::ValueSource;
 use clap::ArgMatches;
@@ -198,8 +200,30 @@ fn shown(s: &Settings, key: &str, cli: &RawSettings, file: Option<&RawSettings>)
             BackendKind::File => "file",
             BackendKind::Webhook => "webhook",
             BackendKind::Nats => "nats",
+            BackendKind::Vendure => "vendure",
         }
         .into(),
+        "vendure_url" => s.vendure.as_ref().map_or("-".into(), |v| v.url.clone()),
+        "vendure_channel_token" => secret(
+            s.vendure
+                .as_ref()
+                .is_some_and(|v| v.channel_token.is_some()),
+        ),
+        "vendure_tax_zone" => s.vendure.as_ref().map_or("-".into(), |v| {
+            match v.tax_zone {
+                VendureTaxZone::Address => "address",
+                VendureTaxZone::Channel => "channel",
+            }
+            .into()
+        }),
+        "vendure_payment_method" => s
+            .vendure
+            .as_ref()
+            .map_or("-".into(), |v| v.payment_method.clone()),
+        "catalog_refresh" => s
+            .vendure
+            .as_ref()
+            .map_or("-".into(), |v| dur(v.catalog_refresh)),
         "idempotency_retention" => dur(s.idempotency_retention),
         "outbox_retention" => dur(s.outbox_retention),
         "body_limit" => s.body_limit.to_string(),

@@ -3,6 +3,7 @@
 //! Parsed and validated once from JSON (README "The catalog"); a malformed catalog is refused with an
 //! error naming the bad entry. Lookups are pure.
 
+use super::vendure_pricing::PriceBook;
 use crate::protocol::{CustomValue, FulfillmentModel, Money, ShippingOptionType};
 use rust_decimal::Decimal;
 use serde::Deserialize;
@@ -27,6 +28,19 @@ pub struct Catalog {
     pub tax: TaxTable,
     pub shipping: Vec<ShippingRate>,
     coupons: Vec<Coupon>,
+    /// Whose rules price a cart (README "Connect Vendure").
+    pub rules: Rules,
+}
+
+/// Whose rules price a cart.
+#[derive(Debug, Clone, Default)]
+pub enum Rules {
+    /// fast-seller's own (docs/pricing.md): the catalog's tax table, shipping rates, coupons.
+    #[default]
+    Standard,
+    /// A Vendure channel's (docs/vendure.md), so that the total Fast charges is the total
+    /// Vendure books.
+    Vendure(Box<PriceBook>),
 }
 
 #[derive(Debug, Clone)]
@@ -102,6 +116,8 @@ pub struct Coupon {
 pub enum CouponKind {
     PercentOff(Decimal),
     AmountOff(Decimal),
+    /// A commerce platform's promotion, priced by the platform's [`Rules`].
+    Platform,
 }
 
 /// The catalog item a line resolved to: a product, and the variant when it has one.
@@ -147,6 +163,28 @@ impl Catalog {
             serde_path_to_error::deserialize(&mut serde_json::Deserializer::from_str(json))
                 .map_err(|e| CatalogError(format!("{} (at `{}`)", e.inner(), e.path())))?;
         raw.validate()
+    }
+
+    /// A catalog in the file's format (README "The catalog") that a commerce platform's
+    /// rules price: its coupons are the book's coupon codes.
+    pub fn priced_by_vendure(json: &str, book: PriceBook) -> Result<Catalog, CatalogError> {
+        let mut catalog = Catalog::parse(json)?;
+        for code in book
+            .promotions
+            .iter()
+            .filter_map(|p| p.coupon_code.as_ref())
+        {
+            if catalog.coupon(code).is_none() {
+                catalog.coupons.push(Coupon {
+                    code: code.clone(),
+                    kind: CouponKind::Platform,
+                    min_subtotal: None,
+                    description: None,
+                });
+            }
+        }
+        catalog.rules = Rules::Vendure(Box::new(book));
+        Ok(catalog)
     }
 
     pub fn products(&self) -> &[Product] {
@@ -211,9 +249,6 @@ impl Catalog {
                 product,
                 variant: None,
             });
-        }
-        if options.is_empty() {
-            return None;
         }
         let wanted: BTreeMap<&str, &str> = options
             .iter()
@@ -439,6 +474,7 @@ mod raw {
                 tax,
                 shipping,
                 coupons,
+                rules: super::Rules::Standard,
             })
         }
     }

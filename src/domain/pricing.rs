@@ -1,7 +1,9 @@
 //! Pricing and totals, to the cent (docs/pricing.md). Pure: takes the order and the catalog,
 //! rewrites every computed money field.
 
-use super::catalog::{Catalog, CouponKind, ShippingRate};
+mod vendure;
+
+use super::catalog::{Catalog, CouponKind, Rules, ShippingRate};
 use crate::protocol::{
     Address, DiscountOrigin, DiscountType, FastOrder, Id, Int64, Money, OrderDiscount, OrderLine,
     ShipmentPlan, ShippingOption,
@@ -150,6 +152,9 @@ pub fn cheapest(options: &[ShippingOption]) -> Option<&ShippingOption> {
 /// Recomputes every money field of a cart from its lines, coupons, addresses and plans.
 pub fn reprice(order: &mut FastOrder, catalog: &Catalog) {
     order.currency_code = Some(catalog.currency.clone());
+    if let Rules::Vendure(book) = &catalog.rules {
+        return vendure::reprice(order, book);
+    }
     let subtotals: Vec<Decimal> = order.lines.iter().map(line_subtotal).collect();
     let sub_total: Decimal = subtotals.iter().sum();
     let mut discounts = LineDiscounts::new(&subtotals);
@@ -201,7 +206,8 @@ impl LineDiscounts {
                 .map(|s| round(*s * pct / Decimal::ONE_HUNDRED))
                 .collect(),
             Some(CouponKind::AmountOff(amount)) => allocate(amount.min(sub_total), &self.subtotals),
-            None => vec![Decimal::ZERO; self.subtotals.len()],
+            // A platform's promotion only exists in a catalog that the platform's rules price.
+            Some(CouponKind::Platform) | None => vec![Decimal::ZERO; self.subtotals.len()],
         };
         let mut total = Decimal::ZERO;
         for (i, share) in shares.into_iter().enumerate() {
@@ -274,22 +280,10 @@ fn price_plans(
     catalog: &Catalog,
     plan_subtotals: &[Decimal],
 ) -> (Decimal, Decimal) {
-    let quantities: Vec<(Id, Int64)> = order
-        .lines
-        .iter()
-        .filter_map(|l| l.id.clone().map(|id| (id, l.quantity)))
-        .collect();
+    sync_plan_lines(order);
     let mut shipping = Decimal::ZERO;
     let mut shipping_tax = Decimal::ZERO;
     for (p, plan) in order.shipment_plans.iter_mut().enumerate() {
-        plan.lines
-            .retain(|r| quantities.iter().any(|(id, _)| id == &r.id));
-        for r in &mut plan.lines {
-            r.quantity = quantities
-                .iter()
-                .find(|(id, _)| id == &r.id)
-                .map(|(_, q)| *q);
-        }
         let country = plan.ship_to.country_iso2();
         let plan_subtotal = plan_subtotals.get(p).copied().unwrap_or_default();
         plan.available_options = catalog
@@ -298,17 +292,7 @@ fn price_plans(
             .filter(|r| r.ships_to(country.as_deref()))
             .map(|r| offer(r, catalog, &plan.ship_to, plan_subtotal))
             .collect();
-        let chosen = plan
-            .selected_option
-            .as_ref()
-            .and_then(|s| s.external_id.as_ref())
-            .and_then(|id| {
-                plan.available_options
-                    .iter()
-                    .find(|o| o.external_id.as_ref() == Some(id))
-            })
-            .or_else(|| cheapest(&plan.available_options))
-            .cloned();
+        let chosen = choose(plan);
         if let Some(o) = &chosen {
             shipping += o.cost.unwrap_or_default().0;
             shipping_tax += o.tax.unwrap_or_default().0;
@@ -316,6 +300,40 @@ fn price_plans(
         plan.selected_option = chosen;
     }
     (shipping, shipping_tax)
+}
+
+/// Drops each plan's references to lines the order no longer has and copies the lines'
+/// current quantities into the rest.
+fn sync_plan_lines(order: &mut FastOrder) {
+    let quantities: Vec<(Id, Int64)> = order
+        .lines
+        .iter()
+        .filter_map(|l| l.id.clone().map(|id| (id, l.quantity)))
+        .collect();
+    for plan in &mut order.shipment_plans {
+        plan.lines
+            .retain(|r| quantities.iter().any(|(id, _)| id == &r.id));
+        for r in &mut plan.lines {
+            r.quantity = quantities
+                .iter()
+                .find(|(id, _)| id == &r.id)
+                .map(|(_, q)| *q);
+        }
+    }
+}
+
+/// The plan's selection if its available options still offer it, else the cheapest.
+fn choose(plan: &ShipmentPlan) -> Option<ShippingOption> {
+    plan.selected_option
+        .as_ref()
+        .and_then(|s| s.external_id.as_ref())
+        .and_then(|id| {
+            plan.available_options
+                .iter()
+                .find(|o| o.external_id.as_ref() == Some(id))
+        })
+        .or_else(|| cheapest(&plan.available_options))
+        .cloned()
 }
 
 #[cfg(test)]

@@ -9,10 +9,11 @@
 //! expressions (see there for why).
 
 use rust_decimal::Decimal;
+use std::collections::BTreeMap;
 
 /// Whether a flat-rate shipping price includes its tax (`includesTax` of Vendure's
 /// `default-shipping-calculator`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum IncludesTax {
     /// The channel's `pricesIncludeTax`.
     Auto,
@@ -21,7 +22,7 @@ pub enum IncludesTax {
 }
 
 /// A flat-rate shipping method's calculator arguments.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct FlatRate {
     /// Minor units.
     pub rate: i64,
@@ -30,8 +31,19 @@ pub struct FlatRate {
     pub tax_rate: Decimal,
 }
 
+impl FlatRate {
+    /// Whether the rate includes its tax, on a channel whose prices do or do not.
+    pub fn includes_tax(&self, prices_include_tax: bool) -> bool {
+        match self.includes_tax {
+            IncludesTax::Auto => prices_include_tax,
+            IncludesTax::Include => true,
+            IncludesTax::Exclude => false,
+        }
+    }
+}
+
 /// `minimum_order_amount`: passes when the (discounted so far) subtotal reaches `amount`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct MinimumOrderAmount {
     pub amount: i64,
     /// Compare with `subTotalWithTax` rather than `subTotal`.
@@ -39,7 +51,7 @@ pub struct MinimumOrderAmount {
 }
 
 /// The promotion actions Vendure ships and fast-seller reproduces.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub enum PromotionAction {
     /// `order_percentage_discount`: percent off the order.
     OrderPercentage { discount: Decimal },
@@ -56,7 +68,7 @@ pub enum PromotionAction {
 
 /// A promotion that applies to the order (automatic, or its coupon code was applied), with
 /// its conditions (all must pass) and actions.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Promotion {
     pub conditions: Vec<MinimumOrderAmount>,
     pub actions: Vec<PromotionAction>,
@@ -113,6 +125,182 @@ pub struct PricedOrder {
     pub total: i64,
     pub total_with_tax: i64,
     pub lines: Vec<PricedLine>,
+}
+
+/// Everything pricing by Vendure's rules needs, keyed by what Fast's lines carry (SKUs,
+/// coupon codes, shipping method codes): the platform adapter fills it from a catalog
+/// snapshot, the domain prices carts with it ([`PriceBook::cart`], then [`price_order`]).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct PriceBook {
+    /// The channel's `pricesIncludeTax`.
+    pub prices_include_tax: bool,
+    pub default_zone: String,
+    /// `AddressBasedTaxZoneStrategy` (the zone of the order's country) rather than
+    /// `DefaultTaxZoneStrategy` (always the default zone).
+    pub zone_by_address: bool,
+    /// Zone id and its member countries (ISO codes).
+    pub zones: Vec<(String, Vec<String>)>,
+    /// `(zone id, tax category id) → percent`; none: 0 %.
+    pub rates: BTreeMap<(String, String), Decimal>,
+    /// By SKU.
+    pub variants: BTreeMap<String, BookVariant>,
+    /// Active promotions in Vendure's application order.
+    pub promotions: Vec<BookPromotion>,
+    /// Flat-rate shipping methods in Vendure's order.
+    pub shipping: Vec<BookShipping>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BookVariant {
+    /// Vendure's variant id.
+    pub id: String,
+    /// The stored channel price, minor units (with the default zone's tax when the channel's
+    /// prices include tax).
+    pub price: i64,
+    pub tax_category: String,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct BookPromotion {
+    pub name: String,
+    /// `None`: automatic.
+    pub coupon_code: Option<String>,
+    pub promotion: Promotion,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct BookShipping {
+    /// The method's code (Fast's shipping option id).
+    pub code: String,
+    pub name: String,
+    /// Offered when the order's net subtotal reaches this.
+    pub order_minimum: i64,
+    pub flat_rate: FlatRate,
+}
+
+/// Why a cart cannot be priced from a [`PriceBook`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BookError {
+    #[error("unknown SKU {0}")]
+    UnknownSku(String),
+    #[error("unknown coupon code {0}")]
+    UnknownCoupon(String),
+    #[error("unknown shipping method {0}")]
+    UnknownShippingMethod(String),
+}
+
+impl PriceBook {
+    /// The tax zone of an order whose address is in `country` (none: the default zone).
+    pub fn zone_for(&self, country: Option<&str>) -> &str {
+        let default = self.default_zone.as_str();
+        match country {
+            Some(cc) if self.zone_by_address => self
+                .zones
+                .iter()
+                .find(|(_, members)| members.iter().any(|m| m.eq_ignore_ascii_case(cc)))
+                .map_or(default, |(id, _)| id.as_str()),
+            _ => default,
+        }
+    }
+
+    /// The rate for a category in a zone (none: 0 %).
+    pub fn rate(&self, zone: &str, category: &str) -> Decimal {
+        self.rates
+            .get(&(zone.to_owned(), category.to_owned()))
+            .copied()
+            .unwrap_or(Decimal::ZERO)
+    }
+
+    /// The promotion of a coupon code, case-insensitively.
+    pub fn coupon(&self, code: &str) -> Option<&BookPromotion> {
+        self.promotions.iter().find(|p| {
+            p.coupon_code
+                .as_deref()
+                .is_some_and(|c| c.eq_ignore_ascii_case(code.trim()))
+        })
+    }
+
+    /// The pricing input for an order in `country`: lines by SKU, the automatic promotions
+    /// plus those of `coupons`, the shipping method by code.
+    pub fn cart(
+        &self,
+        country: Option<&str>,
+        lines: &[(&str, i64)],
+        coupons: &[&str],
+        shipping_method: Option<&str>,
+    ) -> Result<Cart, BookError> {
+        let zone = self.zone_for(country);
+        let lines = lines
+            .iter()
+            .map(|&(sku, quantity)| {
+                let v = self
+                    .variants
+                    .get(sku)
+                    .ok_or_else(|| BookError::UnknownSku(sku.to_owned()))?;
+                Ok(CartLine {
+                    variant_id: v.id.clone(),
+                    price: v.price,
+                    quantity,
+                    rate: self.rate(zone, &v.tax_category),
+                    default_zone_rate: self.rate(&self.default_zone, &v.tax_category),
+                })
+            })
+            .collect::<Result<Vec<_>, BookError>>()?;
+        let promotions = self
+            .active(coupons)?
+            .into_iter()
+            .map(|p| p.promotion.clone())
+            .collect();
+        let shipping = match shipping_method {
+            None => None,
+            Some(code) => Some(
+                self.shipping_method(code)
+                    .ok_or_else(|| BookError::UnknownShippingMethod(code.to_owned()))?
+                    .flat_rate
+                    .clone(),
+            ),
+        };
+        Ok(Cart {
+            prices_include_tax: self.prices_include_tax,
+            zone_is_default: zone == self.default_zone,
+            lines,
+            promotions,
+            shipping,
+        })
+    }
+
+    /// The promotions an order with `coupons` gets, in application order: the automatic
+    /// ones and those of its coupons.
+    pub fn active(&self, coupons: &[&str]) -> Result<Vec<&BookPromotion>, BookError> {
+        let mut chosen = Vec::with_capacity(coupons.len());
+        for code in coupons {
+            let p = self
+                .coupon(code)
+                .ok_or_else(|| BookError::UnknownCoupon((*code).to_owned()))?;
+            chosen.push(p);
+        }
+        Ok(self
+            .promotions
+            .iter()
+            .filter(|p| p.coupon_code.is_none() || chosen.iter().any(|c| std::ptr::eq(*c, *p)))
+            .collect())
+    }
+
+    pub fn shipping_method(&self, code: &str) -> Option<&BookShipping> {
+        self.shipping.iter().find(|m| m.code == code)
+    }
+
+    /// A shipping method's price before promotions: `(net, with tax)`, minor units.
+    pub fn shipping_price(&self, method: &BookShipping) -> (i64, i64) {
+        let rate = &method.flat_rate;
+        js::line_prices(
+            rate.rate,
+            &[],
+            1,
+            rate.tax_rate,
+            rate.includes_tax(self.prices_include_tax),
+        )
+    }
 }
 
 /// A line while the promotions are applied.
@@ -284,11 +472,7 @@ pub fn price_order(cart: &Cart) -> PricedOrder {
     let (shipping, shipping_with_tax) = match &cart.shipping {
         None => (0, 0),
         Some(method) => {
-            let includes_tax = match method.includes_tax {
-                IncludesTax::Auto => cart.prices_include_tax,
-                IncludesTax::Include => true,
-                IncludesTax::Exclude => false,
-            };
+            let includes_tax = method.includes_tax(cart.prices_include_tax);
             // free_shipping removes the whole list price (with its tax when it includes it).
             let free = cart
                 .promotions

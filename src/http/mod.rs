@@ -273,7 +273,16 @@ async fn metrics(state: web::Data<AppState>) -> HttpResponse {
 async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     if state.readiness.get() {
         let outbox = state.outbox.backlog().await.ok();
-        HttpResponse::Ok().json(serde_json::json!({"status": "ready", "outbox": outbox}))
+        let catalog = state.service.catalog();
+        let age = match catalog.read_at_ms() {
+            0 => None,
+            at => Some(state.clock.now_ms().saturating_sub(at) / 1000),
+        };
+        HttpResponse::Ok().json(serde_json::json!({
+            "status": "ready",
+            "outbox": outbox,
+            "catalog": {"source": catalog.source(), "age_seconds": age},
+        }))
     } else {
         HttpResponse::ServiceUnavailable()
             .insert_header(("Retry-After", "1"))

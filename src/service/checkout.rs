@@ -116,7 +116,7 @@ impl Service {
         let order = domain::create_cart(
             req.order.order.clone(),
             req.order.is_cart,
-            &self.catalog,
+            &self.catalog.current(),
             &self.settings.limits,
             &mut UuidIds,
         )?;
@@ -203,7 +203,7 @@ impl Service {
                 let outcome = domain::apply_update(
                     &loaded.stored.order,
                     &req.order,
-                    &self.catalog,
+                    &self.catalog.current(),
                     &self.settings.limits,
                     &mut UuidIds,
                 );
@@ -286,12 +286,8 @@ impl Service {
 
     fn shipping_zones(&self) -> Vec<ShippingZone> {
         let mut zones: Vec<ShippingZone> = Vec::new();
-        for country in self
-            .catalog
-            .shipping
-            .iter()
-            .flat_map(|r| r.countries.iter())
-        {
+        let catalog = self.catalog.current();
+        for country in catalog.shipping.iter().flat_map(|r| r.countries.iter()) {
             if !zones.iter().any(|z| &z.country_iso2 == country) {
                 zones.push(ShippingZone {
                     country_iso2: country.clone(),

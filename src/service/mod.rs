@@ -17,9 +17,9 @@ pub use error::ServiceError;
 pub use idempotency::{KeyGuard, KeyedLocks};
 pub use retention::Pruned;
 
+use crate::catalog::SharedCatalog;
 use crate::clock::Clock;
 use crate::domain::limits::Limits;
-use crate::domain::Catalog;
 use crate::metrics::Metrics;
 use crate::store::{IdempotencyKey, Store};
 use std::sync::Arc;
@@ -79,7 +79,7 @@ impl Default for ServiceSettings {
 
 pub struct Service {
     store: Arc<dyn Store>,
-    catalog: Arc<Catalog>,
+    catalog: Arc<SharedCatalog>,
     clock: Arc<dyn Clock>,
     settings: ServiceSettings,
     in_flight: KeyedLocks<IdempotencyKey>,
@@ -92,7 +92,7 @@ pub struct Service {
 impl Service {
     pub fn new(
         store: Arc<dyn Store>,
-        catalog: Arc<Catalog>,
+        catalog: Arc<SharedCatalog>,
         clock: Arc<dyn Clock>,
         settings: ServiceSettings,
         outbox_wake: Arc<Notify>,
@@ -112,5 +112,10 @@ impl Service {
 
     pub fn store(&self) -> &Arc<dyn Store> {
         &self.store
+    }
+
+    /// The catalog carts are priced with.
+    pub fn catalog(&self) -> &Arc<SharedCatalog> {
+        &self.catalog
     }
 }

@@ -6,7 +6,8 @@
 use super::client::{VendureClient, CATALOG};
 use super::VendureError;
 use crate::domain::vendure_pricing::{
-    Cart, CartLine, FlatRate, IncludesTax, MinimumOrderAmount, Promotion, PromotionAction,
+    BookPromotion, BookShipping, BookVariant, FlatRate, IncludesTax, MinimumOrderAmount, PriceBook,
+    Promotion, PromotionAction,
 };
 use rust_decimal::Decimal;
 use serde::Deserialize;
@@ -23,7 +24,7 @@ pub enum TaxZoneStrategy {
     Channel,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Channel {
     pub id: String,
     pub code: String,
@@ -34,21 +35,21 @@ pub struct Channel {
 
 /// Stock of a variant. `available` is what can still be sold (`stockOnHand − stockAllocated
 /// − outOfStockThreshold`); `None` when Vendure does not track this variant's inventory.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Stock {
     pub on_hand: i64,
     pub allocated: i64,
     pub available: Option<i64>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct OptionRef {
     pub group: String,
     pub code: String,
 }
 
 /// A sellable variant. Prices in the channel currency's minor units.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Variant {
     pub id: String,
     /// Fast's `external_variant_id`.
@@ -70,7 +71,7 @@ pub struct Variant {
     pub options: Vec<OptionRef>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct TaxCategory {
     pub id: String,
     pub name: String,
@@ -78,7 +79,7 @@ pub struct TaxCategory {
 }
 
 /// A zone and its member countries (ISO codes).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Zone {
     pub id: String,
     pub name: String,
@@ -86,7 +87,7 @@ pub struct Zone {
 }
 
 /// An enabled tax rate for every customer (group-specific rates are listed as unmapped).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct TaxRate {
     pub id: String,
     pub name: String,
@@ -97,7 +98,7 @@ pub struct TaxRate {
 
 /// A flat-rate shipping method with the default eligibility checker. Vendure's methods have
 /// no zones: every eligible method is offered whatever the address.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ShippingMethod {
     pub id: String,
     pub code: String,
@@ -108,7 +109,7 @@ pub struct ShippingMethod {
 }
 
 /// An enabled promotion of the standard kinds.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct VendurePromotion {
     pub id: String,
     pub name: String,
@@ -120,14 +121,14 @@ pub struct VendurePromotion {
 }
 
 /// Something in Vendure that fast-seller does not reproduce, and why.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Unmapped {
     pub what: String,
     pub why: String,
 }
 
 /// A snapshot of a Vendure channel's catalog.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct VendureCatalog {
     pub channel: Channel,
     pub variants: Vec<Variant>,
@@ -137,17 +138,6 @@ pub struct VendureCatalog {
     pub shipping_methods: Vec<ShippingMethod>,
     pub promotions: Vec<VendurePromotion>,
     pub unmapped: Vec<Unmapped>,
-}
-
-/// Why a cart cannot be priced from the snapshot.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum PricingError {
-    #[error("unknown SKU {0}")]
-    UnknownSku(String),
-    #[error("unknown coupon code {0}")]
-    UnknownCoupon(String),
-    #[error("unknown shipping method {0}")]
-    UnknownShippingMethod(String),
 }
 
 // ---- the answers, as the documents ask for them ------------------------------------------
@@ -712,90 +702,54 @@ impl VendureCatalog {
         self.variants.iter().find(|v| v.sku == sku)
     }
 
-    /// The tax zone of an order shipped to `country`.
-    fn zone_for(&self, country: &str, strategy: TaxZoneStrategy) -> &str {
-        let default = self.channel.default_tax_zone_id.as_str();
-        match strategy {
-            TaxZoneStrategy::Channel => default,
-            TaxZoneStrategy::Address => self
+    /// What the domain prices this channel's carts with, the order's tax zone chosen as the
+    /// server's `strategy` does.
+    pub fn price_book(&self, strategy: TaxZoneStrategy) -> PriceBook {
+        PriceBook {
+            prices_include_tax: self.channel.prices_include_tax,
+            default_zone: self.channel.default_tax_zone_id.clone(),
+            zone_by_address: strategy == TaxZoneStrategy::Address,
+            zones: self
                 .zones
                 .iter()
-                .find(|z| z.countries.iter().any(|c| c == country))
-                .map_or(default, |z| z.id.as_str()),
-        }
-    }
-
-    /// The rate for a category in a zone (none: 0 %).
-    fn rate(&self, zone_id: &str, category_id: &str) -> Decimal {
-        self.tax_rates
-            .iter()
-            .find(|r| r.zone_id == zone_id && r.category_id == category_id)
-            .map_or(Decimal::ZERO, |r| r.rate)
-    }
-
-    /// The pricing input for an order shipped to `country`: lines by SKU, the automatic
-    /// promotions plus those of `coupons`, the shipping method by code. Price it with
-    /// [`crate::domain::vendure_pricing::price_order`].
-    pub fn cart(
-        &self,
-        country: &str,
-        strategy: TaxZoneStrategy,
-        lines: &[(&str, i64)],
-        coupons: &[&str],
-        shipping_method: Option<&str>,
-    ) -> Result<Cart, PricingError> {
-        let zone = self.zone_for(country, strategy);
-        let default_zone = self.channel.default_tax_zone_id.as_str();
-        let lines = lines
-            .iter()
-            .map(|&(sku, quantity)| {
-                let v = self
-                    .variant_by_sku(sku)
-                    .ok_or_else(|| PricingError::UnknownSku(sku.to_owned()))?;
-                Ok(CartLine {
-                    variant_id: v.id.clone(),
-                    price: v.price,
-                    quantity,
-                    rate: self.rate(zone, &v.tax_category_id),
-                    default_zone_rate: self.rate(default_zone, &v.tax_category_id),
+                .map(|z| (z.id.clone(), z.countries.clone()))
+                .collect(),
+            rates: self
+                .tax_rates
+                .iter()
+                .map(|r| ((r.zone_id.clone(), r.category_id.clone()), r.rate))
+                .collect(),
+            variants: self
+                .variants
+                .iter()
+                .map(|v| {
+                    let book = BookVariant {
+                        id: v.id.clone(),
+                        price: v.price,
+                        tax_category: v.tax_category_id.clone(),
+                    };
+                    (v.sku.clone(), book)
                 })
-            })
-            .collect::<Result<Vec<_>, PricingError>>()?;
-        for coupon in coupons {
-            if !self
+                .collect(),
+            promotions: self
                 .promotions
                 .iter()
-                .any(|p| p.coupon_code.as_deref() == Some(*coupon))
-            {
-                return Err(PricingError::UnknownCoupon((*coupon).to_owned()));
-            }
+                .map(|p| BookPromotion {
+                    name: p.name.clone(),
+                    coupon_code: p.coupon_code.clone(),
+                    promotion: p.promotion.clone(),
+                })
+                .collect(),
+            shipping: self
+                .shipping_methods
+                .iter()
+                .map(|m| BookShipping {
+                    code: m.code.clone(),
+                    name: m.name.clone(),
+                    order_minimum: m.order_minimum,
+                    flat_rate: m.flat_rate.clone(),
+                })
+                .collect(),
         }
-        let promotions = self
-            .promotions
-            .iter()
-            .filter(|p| match &p.coupon_code {
-                None => true,
-                Some(code) => coupons.contains(&code.as_str()),
-            })
-            .map(|p| p.promotion.clone())
-            .collect();
-        let shipping = match shipping_method {
-            None => None,
-            Some(code) => Some(
-                self.shipping_methods
-                    .iter()
-                    .find(|m| m.code == code)
-                    .ok_or_else(|| PricingError::UnknownShippingMethod(code.to_owned()))?
-                    .flat_rate
-                    .clone(),
-            ),
-        };
-        Ok(Cart {
-            prices_include_tax: self.channel.prices_include_tax,
-            zone_is_default: zone == default_zone,
-            lines,
-            promotions,
-            shipping,
-        })
     }
 }

@@ -4,16 +4,20 @@
 //! `integrations/vendure/graphql/`; the pricing rules live in
 //! [`crate::domain::vendure_pricing`].
 
+mod bridge;
 mod catalog;
 mod client;
 mod orders;
+mod snapshot;
 
+pub use bridge::{SyncError, Synced, VendureBridge, PLACEMENT_TIMEOUT};
 pub use catalog::{
-    Channel, OptionRef, PricingError, ShippingMethod, Stock, TaxCategory, TaxRate, TaxZoneStrategy,
-    Unmapped, Variant, VendureCatalog, VendurePromotion, Zone,
+    Channel, OptionRef, ShippingMethod, Stock, TaxCategory, TaxRate, TaxZoneStrategy, Unmapped,
+    Variant, VendureCatalog, VendurePromotion, Zone,
 };
 pub use client::{Auth, VendureClient};
 pub use orders::{Address, Customer, OrderLine, PlaceOrder, Placed};
+pub use snapshot::{Snapshot, SnapshotError, SNAPSHOT_FILE};
 
 /// Everything that can go wrong talking to Vendure. Stable variants: callers match on them
 /// (retry a [`VendureError::Transient`], report the others).

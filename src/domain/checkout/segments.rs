@@ -2,7 +2,7 @@
 //! message keeps the draft, a [`Refusal`] drops it and is reported in `status[]`.
 
 use super::{first_understocked, hydrate, sku_of, status_of};
-use crate::domain::catalog::{Catalog, SkuQuery};
+use crate::domain::catalog::{Catalog, Rules, SkuQuery};
 use crate::domain::pricing::reprice;
 use crate::domain::status::can_move;
 use crate::domain::{IdSource, ReasonCode, MAX_QUANTITY};
@@ -200,6 +200,12 @@ pub(super) fn apply_shipments(
     ids: &mut dyn IdSource,
 ) -> SegmentResult {
     editable(order)?;
+    if matches!(catalog.rules, Rules::Vendure(_)) && shipments.len() > 1 {
+        return Err(refuse(
+            ReasonCode::AddressNotShippable,
+            "a Vendure order ships to one address: send one shipment plan",
+        ));
+    }
     let mut plans: Vec<ShipmentPlan> = Vec::with_capacity(shipments.len());
     for (p, update) in shipments.iter().enumerate() {
         let country = update.ship_to.country_iso2();
