@@ -2,6 +2,7 @@
 //! bounded values (endpoint, status code, segment type, reason code, outcome), never ids,
 //! emails or other unbounded data.
 
+use crate::store::StoreStats;
 use prometheus::{
     Encoder, Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts,
     Registry, TextEncoder,
@@ -27,6 +28,12 @@ pub struct Metrics {
     pub commit_seconds: Histogram,
     pub outbox_pending: IntGauge,
     pub outbox_dead: IntGauge,
+    /// What the store holds (refreshed by the hourly pruning): rows and bytes per kind,
+    /// stored outbox events per state, bytes on disk.
+    pub store_rows: IntGaugeVec,
+    pub store_live_bytes: IntGaugeVec,
+    pub store_outbox_events: IntGaugeVec,
+    pub store_disk_bytes: IntGauge,
     /// Delivery attempts by outcome (`delivered`, `retry`, `dead`).
     pub outbox_attempts: IntCounterVec,
     pub outbox_delivery_seconds: Histogram,
@@ -84,6 +91,31 @@ impl Metrics {
                 "Events waiting for delivery",
             )?,
             outbox_dead: IntGauge::new("fast_seller_outbox_dead", "Dead-lettered events")?,
+            store_rows: IntGaugeVec::new(
+                Opts::new(
+                    "fast_seller_store_rows",
+                    "Stored rows by kind (tree or table)",
+                ),
+                &["kind"],
+            )?,
+            store_live_bytes: IntGaugeVec::new(
+                Opts::new(
+                    "fast_seller_store_live_bytes",
+                    "Bytes of the stored rows by kind (tree or table), as stored",
+                ),
+                &["kind"],
+            )?,
+            store_outbox_events: IntGaugeVec::new(
+                Opts::new(
+                    "fast_seller_store_outbox_events",
+                    "Stored outbox events by state",
+                ),
+                &["state"],
+            )?,
+            store_disk_bytes: IntGauge::new(
+                "fast_seller_store_disk_bytes",
+                "Bytes the store takes on disk",
+            )?,
             outbox_attempts: IntCounterVec::new(
                 Opts::new(
                     "fast_seller_outbox_attempts_total",
@@ -125,11 +157,38 @@ impl Metrics {
         r.register(Box::new(self.commit_seconds.clone()))?;
         r.register(Box::new(self.outbox_pending.clone()))?;
         r.register(Box::new(self.outbox_dead.clone()))?;
+        r.register(Box::new(self.store_rows.clone()))?;
+        r.register(Box::new(self.store_live_bytes.clone()))?;
+        r.register(Box::new(self.store_outbox_events.clone()))?;
+        r.register(Box::new(self.store_disk_bytes.clone()))?;
         r.register(Box::new(self.outbox_attempts.clone()))?;
         r.register(Box::new(self.outbox_delivery_seconds.clone()))?;
         r.register(Box::new(self.undecodable.clone()))?;
         r.register(Box::new(self.build_info.clone()))?;
         Ok(())
+    }
+
+    /// Sets the store gauges: the one place they are refreshed.
+    pub fn set_store(&self, stats: &StoreStats) {
+        let gauge = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+        for k in &stats.kinds {
+            self.store_rows
+                .with_label_values(&[k.kind.as_str()])
+                .set(gauge(k.rows));
+            self.store_live_bytes
+                .with_label_values(&[k.kind.as_str()])
+                .set(gauge(k.live_bytes));
+        }
+        for (state, n) in [
+            ("pending", stats.outbox_pending),
+            ("delivered", stats.outbox_delivered),
+            ("dead", stats.outbox_dead),
+        ] {
+            self.store_outbox_events
+                .with_label_values(&[state])
+                .set(gauge(n));
+        }
+        self.store_disk_bytes.set(gauge(stats.disk_bytes));
     }
 
     /// Sets the outbox backlog gauges (pending, dead): the one place they are refreshed.

@@ -34,7 +34,8 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{watch, Notify};
 
-/// How often expired idempotency records and delivered outbox entries are pruned.
+/// How often expired idempotency records and delivered outbox entries are pruned (and the
+/// store gauges refreshed).
 const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 
 #[derive(Debug, thiserror::Error)]
@@ -498,6 +499,9 @@ async fn prune_forever(service: Arc<Service>) {
                 "expired records removed"
             ),
             Err(e) => tracing::warn!(error = %e, "pruning expired records failed"),
+        }
+        if let Err(e) = service.store_stats().await {
+            tracing::warn!(error = %e, "reading the store's sizes failed");
         }
         tokio::time::sleep(PRUNE_EVERY).await;
     }

@@ -463,6 +463,77 @@ async fn imported_delivered_entries_are_pruned_by_their_delivery(h: Harness) {
     assert_eq!(store.counts().await.unwrap().outbox_entries, 3);
 }
 
+/// `store stats` and the store gauges: rows per kind, outbox events per state, bytes that
+/// follow what is stored.
+async fn stats_count_rows_and_bytes_per_kind(h: Harness) {
+    let store = h.open().await;
+    let empty = store.stats().await.unwrap();
+    assert_eq!(empty.live_bytes(), 0, "{empty:?}");
+    assert_eq!(empty.space_amplification(), None);
+    let mut commit = write(order("o1", &["e1"], 1), None, "r1");
+    commit.outbox = vec![
+        event("s1", "o1", 1),
+        event("s2", "o1", 2),
+        event("s3", "o3", 1),
+    ];
+    store.commit(commit).await.unwrap();
+    store
+        .commit(write(order("o2", &["e2"], 1), None, "r2"))
+        .await
+        .unwrap();
+    store
+        .outbox_record("s1", attempt(2_000, true), NextStep::Delivered)
+        .await
+        .unwrap();
+    store
+        .outbox_record("s3", attempt(2_000, false), NextStep::Dead)
+        .await
+        .unwrap();
+
+    let stats = store.stats().await.unwrap();
+    let kind = |name: &str| {
+        stats
+            .kinds
+            .iter()
+            .find(|k| k.kind == name)
+            .unwrap_or_else(|| panic!("no kind {name}: {stats:?}"))
+            .clone()
+    };
+    assert_eq!(kind("orders").rows, 2);
+    assert_eq!(kind("idempotency").rows, 2);
+    assert_eq!(kind("outbox").rows, 3);
+    assert_eq!(kind("outbox_attempts").rows, 2);
+    assert_eq!(
+        (
+            stats.outbox_pending,
+            stats.outbox_delivered,
+            stats.outbox_dead
+        ),
+        (1, 1, 1)
+    );
+    for name in ["orders", "idempotency", "outbox", "outbox_attempts"] {
+        assert!(kind(name).live_bytes > 0, "{name}: {stats:?}");
+    }
+    assert!(stats.disk_bytes > 0, "{stats:?}");
+    assert!(stats.space_amplification().is_some_and(|a| a > 0.0));
+
+    // What is pruned leaves the stats.
+    store.prune_outbox(u64::MAX, 10).await.unwrap();
+    store.prune_idempotency(u64::MAX, 10).await.unwrap();
+    let after = store.stats().await.unwrap();
+    let rows = |name: &str| {
+        after
+            .kinds
+            .iter()
+            .find(|k| k.kind == name)
+            .map(|k| (k.rows, k.live_bytes))
+    };
+    assert_eq!(rows("idempotency"), Some((0, 0)));
+    assert_eq!(rows("outbox").map(|r| r.0), Some(2));
+    assert_eq!(rows("outbox_attempts").map(|r| r.0), Some(1));
+    assert_eq!(after.outbox_delivered, 0);
+}
+
 // ---- retention under steady traffic ----
 
 /// Days of traffic in [`steady_traffic_stays_the_size_of_its_window`].
@@ -1174,6 +1245,7 @@ contract!(
     prune_outbox_removes_only_delivered_entries_past_the_cutoff,
     imported_delivered_entries_are_pruned_by_their_delivery,
     steady_traffic_stays_the_size_of_its_window,
+    stats_count_rows_and_bytes_per_kind,
     data_survives_reopen,
     concurrent_commits_all_succeed,
     outbox_is_fifo_per_order_and_retries_keep_the_order,

@@ -1,9 +1,9 @@
 //! Retention: expired idempotency records and delivered outbox entries past their retention
 //! are removed, in bounded batches so that no store call holds locks for long and the
-//! server keeps answering meanwhile.
+//! server keeps answering meanwhile; and what the store then holds, for `/metrics`.
 
 use super::{Service, ServiceError};
-use crate::store::StoreError;
+use crate::store::{StoreError, StoreStats};
 use std::time::Duration;
 
 /// Rows removed per store call.
@@ -38,6 +38,14 @@ impl Service {
         let before = self.cutoff(self.settings.outbox_retention);
         let store = &self.store;
         Ok(in_batches(|| store.prune_outbox(before, BATCH)).await?)
+    }
+
+    /// What the store holds (a full read of it), also set on the store gauges of
+    /// `/metrics`.
+    pub async fn store_stats(&self) -> Result<StoreStats, ServiceError> {
+        let stats = self.store.stats().await?;
+        self.metrics.set_store(&stats);
+        Ok(stats)
     }
 
     /// The time before which data kept for `retention` has expired.

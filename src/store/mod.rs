@@ -256,6 +256,9 @@ pub trait Store: Send + Sync + 'static {
     async fn outbox_backlog(&self) -> Result<(u64, u64), StoreError>;
     /// Counts stored orders, idempotency records and outbox entries (health detail, tests).
     async fn counts(&self) -> Result<StoreCounts, StoreError>;
+    /// Rows and bytes per kind of stored data, and the bytes on disk. Reads every row: for
+    /// operators and the hourly gauges, never per request.
+    async fn stats(&self) -> Result<StoreStats, StoreError>;
     /// Makes every earlier write durable (shutdown).
     async fn flush(&self) -> Result<(), StoreError>;
     /// Idempotency records with a key above `after` (all when `None`), by `app_id` then
@@ -328,6 +331,46 @@ pub fn delivered_at(item: &OutboxItem, attempts: &[Attempt]) -> u64 {
         .rev()
         .find(|a| a.delivered)
         .map_or(item.next_attempt_ms, |a| a.at_ms)
+}
+
+/// Rows and bytes of one kind of stored data: a sled tree or a PostgreSQL table.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct KindStats {
+    /// `orders`, `idempotency`, `outbox`, `outbox_attempts`, or an index of the store.
+    pub kind: String,
+    pub rows: u64,
+    /// Bytes of the rows as stored (compressed bodies included as compressed): sled's keys
+    /// and values, PostgreSQL's `pg_column_size` of each row.
+    pub live_bytes: u64,
+    /// Bytes on disk of this kind with its indexes, where the store keeps it apart
+    /// (PostgreSQL); sled's trees share their files.
+    pub disk_bytes: Option<u64>,
+}
+
+/// What `fast-seller store stats` and the store gauges of `/metrics` show.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct StoreStats {
+    pub kinds: Vec<KindStats>,
+    pub outbox_pending: u64,
+    pub outbox_delivered: u64,
+    pub outbox_dead: u64,
+    /// Bytes the store takes on disk: sled's files, or PostgreSQL's tables with their
+    /// indexes and TOAST.
+    pub disk_bytes: u64,
+}
+
+impl StoreStats {
+    /// Bytes of every row of every kind.
+    pub fn live_bytes(&self) -> u64 {
+        self.kinds.iter().map(|k| k.live_bytes).sum()
+    }
+
+    /// Disk bytes per live byte (`None` for an empty store). A ratio for people, never
+    /// money.
+    pub fn space_amplification(&self) -> Option<f64> {
+        let live = self.live_bytes();
+        (live > 0).then(|| self.disk_bytes as f64 / live as f64)
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

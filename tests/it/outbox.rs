@@ -1529,3 +1529,81 @@ async fn a_backlog_queued_while_the_backend_refuses_is_delivered_after_a_restart
     assert_eq!(receiver.orders_created(), ORDERS);
     app.stop().await;
 }
+
+/// Retention of delivered events (`--outbox-retention`): a delivered event stays its
+/// retention after delivery, on the server's clock, then the pruning removes it with its
+/// attempt log; the store gauges of `/metrics` and `fast-seller store stats` show what is
+/// left. Pending events are never pruned.
+#[tokio::test]
+async fn delivered_events_are_pruned_after_their_retention_and_store_stats_show_it() {
+    let dir = tempfile::TempDir::new().expect("temp dir");
+    let app = spawn_app_in(dir.path(), |s| {
+        s.outbox_retention = Duration::from_secs(3600);
+        s.outbox.poll_interval = POLL;
+    })
+    .await;
+    convert(&app, "ret-1").await;
+    let id = only_entry(&app, "ret-1").await.entry.id;
+    let (_, log) = wait_state(&app, &id, OutboxState::Delivered).await;
+    let delivered_at = log.last().expect("the delivering attempt").at_ms;
+
+    let stats = app.service.store_stats().await.expect("stats");
+    assert_eq!(
+        (
+            stats.outbox_pending,
+            stats.outbox_delivered,
+            stats.outbox_dead
+        ),
+        (0, 1, 0)
+    );
+    let gauge = r#"fast_seller_store_outbox_events{state="delivered"}"#;
+    let metrics = String::from_utf8(app.get("/metrics").await.bytes).expect("UTF-8");
+    assert!(metrics.contains(&format!("{gauge} 1")), "{metrics}");
+    assert!(
+        metrics.contains(r#"fast_seller_store_rows{kind="orders"} 1"#),
+        "{metrics}"
+    );
+
+    // One hour after delivery it is still there; a moment later it is pruned.
+    advance_to(&app, delivered_at + HOUR);
+    assert_eq!(app.service.prune().await.expect("prune").outbox_entries, 0);
+    advance_to(&app, delivered_at + HOUR + 1);
+    assert_eq!(app.service.prune().await.expect("prune").outbox_entries, 1);
+    assert!(app.service.store().outbox_get(&id).await.unwrap().is_none());
+    app.service.store_stats().await.expect("stats");
+    let metrics = String::from_utf8(app.get("/metrics").await.bytes).expect("UTF-8");
+    assert!(metrics.contains(&format!("{gauge} 0")), "{metrics}");
+
+    // The operator's view of the stopped store.
+    app.stop().await;
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_fast-seller"))
+        .args(["store", "stats", "--json", "--store"])
+        .arg(format!("sled:{}", dir.path().display()))
+        .output()
+        .expect("run fast-seller store stats");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stats: Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    let rows = |kind: &str| {
+        stats["kinds"]
+            .as_array()
+            .expect("kinds")
+            .iter()
+            .find(|k| k["kind"] == kind)
+            .unwrap_or_else(|| panic!("no kind {kind} in {stats}"))["rows"]
+            .clone()
+    };
+    assert_eq!(rows("orders"), 1, "{stats}");
+    assert_eq!(rows("idempotency"), 2, "create and convert: {stats}");
+    assert_eq!(rows("outbox"), 0, "{stats}");
+    assert_eq!(rows("outbox_attempts"), 0, "{stats}");
+    assert_eq!(
+        stats["outbox"],
+        json!({"pending": 0, "delivered": 0, "dead": 0})
+    );
+    assert!(stats["disk_bytes"].as_u64().unwrap_or(0) > 0, "{stats}");
+    assert!(stats["space_amplification"].as_f64().is_some(), "{stats}");
+}

@@ -49,9 +49,10 @@ use self::rows::{
     count, idempotency_from_row, limit, ms, order_from_row, outbox_from_row, text,
     IDEMPOTENCY_AFTER, ORDERS_AFTER, ORDER_BY_EXTERNAL_ID, ORDER_BY_ID, OUTBOX_LIST,
 };
+use self::stats::stats_once;
 use super::{
     Attempt, Commit, IdempotencyKey, IdempotencyRecord, ImportBatch, InFlightClaim, NextStep,
-    OrderRecord, OutboxItem, OutboxState, Store, StoreCounts, StoreError,
+    OrderRecord, OutboxItem, OutboxState, Store, StoreCounts, StoreError, StoreStats,
 };
 
 /// Retries of a transaction that hit a serialization failure or a deadlock.
@@ -116,6 +117,7 @@ mod import;
 mod migrate;
 mod outbox;
 mod rows;
+mod stats;
 
 impl PgStore {
     /// Opens a pool of at most `pool_size` connections to `url` and checks that the server
@@ -479,6 +481,10 @@ impl Store for PgStore {
                 outbox_dead: count(&row, 4)?,
             })
         })
+    }
+
+    async fn stats(&self) -> Result<StoreStats, StoreError> {
+        retrying!(self, "stats", |client| stats_once(&mut client))
     }
 
     /// Every commit is durable when COMMIT returns: nothing is left to flush.

@@ -28,6 +28,7 @@ mod import;
 mod keys;
 mod outbox;
 mod prune;
+mod stats;
 #[cfg(test)]
 mod tests;
 mod trees;
@@ -44,7 +45,7 @@ use self::import::EncodedImport;
 use self::trees::Trees;
 use super::{
     Attempt, Commit, IdempotencyKey, IdempotencyRecord, ImportBatch, NextStep, OrderRecord,
-    OutboxItem, OutboxState, Store, StoreCounts, StoreError,
+    OutboxItem, OutboxState, Store, StoreCounts, StoreError, StoreStats,
 };
 
 /// Folder of this on-disk format inside the data directory.
@@ -275,6 +276,10 @@ impl Store for SledStore {
 
     async fn counts(&self) -> Result<StoreCounts, StoreError> {
         self.with_trees(|t| Ok(t.counts())).await
+    }
+
+    async fn stats(&self) -> Result<StoreStats, StoreError> {
+        self.with_trees(|t| t.stats()).await
     }
 
     async fn flush(&self) -> Result<(), StoreError> {

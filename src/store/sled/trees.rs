@@ -21,6 +21,8 @@ pub(super) const OUTBOX_DELIVERED: &str = "v1.outbox_delivered";
 
 /// The trees of the format, cheap to share with blocking tasks.
 pub(super) struct Trees {
+    /// The database (for its size on disk).
+    pub(super) db: sled::Db,
     pub(super) orders: sled::Tree,
     pub(super) order_ext: sled::Tree,
     pub(super) idem: sled::Tree,
@@ -62,6 +64,7 @@ impl Trees {
     pub(super) fn open(db: &sled::Db) -> Result<Trees, StoreError> {
         let tree = |name: &str| db.open_tree(name).map_err(io_error);
         let trees = Trees {
+            db: db.clone(),
             orders: tree(ORDERS)?,
             order_ext: tree(ORDER_EXT)?,
             idem: tree(IDEM)?,
