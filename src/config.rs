@@ -91,6 +91,8 @@ pub struct Settings {
     /// How long delivered outbox entries are kept after their delivery.
     pub outbox_retention: Duration,
     pub body_limit: usize,
+    /// Bytes of request bodies held in memory at once, across requests.
+    pub body_bytes_in_flight: usize,
     pub body_read_timeout: Duration,
     /// How big one order may grow (lines, units a line, coupons, shipment plans).
     pub limits: Limits,
@@ -141,6 +143,7 @@ impl Settings {
             idempotency_retention: Duration::from_secs(7 * 24 * 3600),
             outbox_retention: Duration::from_secs(7 * 24 * 3600),
             body_limit: 1024 * 1024,
+            body_bytes_in_flight: 16 * 1024 * 1024,
             body_read_timeout: Duration::from_secs(10),
             limits: Limits::default(),
             cache_capacity: 256 * 1024 * 1024,
@@ -331,6 +334,8 @@ raw_settings! {
         idempotency_retention = "FAST_SELLER_IDEMPOTENCY_RETENTION",
         /// Largest request body in bytes [default: 1048576]
         body_limit = "FAST_SELLER_BODY_LIMIT",
+        /// Bytes of request bodies held in memory at once, at least body_limit [default: 16777216]
+        body_bytes_in_flight = "FAST_SELLER_BODY_BYTES_IN_FLIGHT",
         /// Deadline for receiving a whole request body, e.g. "10s" [default: 10s]
         body_read_timeout = "FAST_SELLER_BODY_READ_TIMEOUT",
         /// Lines one order may have, 1 to 5000 [default: 500]
@@ -464,6 +469,15 @@ impl RawSettings {
                 outbox_retention,
             )?,
             body_limit: value("body_limit", raw.body_limit, d.body_limit, body_limit)?,
+            body_bytes_in_flight: value(
+                "body_bytes_in_flight",
+                raw.body_bytes_in_flight,
+                d.body_bytes_in_flight,
+                |v| match v.parse::<usize>() {
+                    Ok(n) if (1024..=1 << 32).contains(&n) => Ok(n),
+                    _ => Err("expected a number of bytes from 1024 to 4294967296 (4 GiB)".into()),
+                },
+            )?,
             body_read_timeout: value(
                 "body_read_timeout",
                 raw.body_read_timeout,
@@ -771,6 +785,15 @@ fn non_blank(given: Option<String>) -> Option<String> {
 impl Settings {
     /// Settings that only make sense together.
     fn check_combination(&self) -> Result<(), ConfigError> {
+        if self.body_bytes_in_flight < self.body_limit {
+            return Err(invalid(
+                "body_bytes_in_flight",
+                format!(
+                    "{} is below body_limit ({}): a body of the largest size could never be read",
+                    self.body_bytes_in_flight, self.body_limit
+                ),
+            ));
+        }
         match self.auth {
             AuthMode::Hmac if self.hmac_secrets.is_empty() => {
                 return Err(invalid("hmac_secrets", "is required with --auth hmac"));

@@ -17,7 +17,8 @@ use crate::config::{
     AuthMode, BackendKind, Settings, StoreConfig, VendureCredentials, VendureTaxZone,
 };
 use crate::domain::CatalogError;
-use crate::http::{self, body::BodyLimits, AppState, Readiness};
+use crate::http::body::{BodyBudget, BodyLimits};
+use crate::http::{self, AppState, Readiness};
 use crate::metrics::Metrics;
 use crate::outbox::Outbox;
 use crate::preflight::{self, JwksLoad};
@@ -197,6 +198,7 @@ impl Application {
                 max_bytes: settings.body_limit,
                 read_timeout: settings.body_read_timeout,
             },
+            body_budget: BodyBudget::new(settings.body_bytes_in_flight),
             readiness: readiness.clone(),
             auth,
             outbox: Arc::new(OutboxAdmin::new(store.clone(), clock.clone(), wake)),

@@ -227,6 +227,11 @@ fn shown(s: &Settings, key: &str, cli: &RawSettings, file: Option<&RawSettings>)
         "idempotency_retention" => dur(s.idempotency_retention),
         "outbox_retention" => dur(s.outbox_retention),
         "body_limit" => s.body_limit.to_string(),
+        "body_bytes_in_flight" => s.body_bytes_in_flight.to_string(),
+        "max_order_lines" => s.limits.lines.to_string(),
+        "max_line_units" => s.limits.units.to_string(),
+        "max_order_coupons" => s.limits.coupons.to_string(),
+        "max_shipment_plans" => s.limits.plans.to_string(),
         "body_read_timeout" => dur(s.body_read_timeout),
         "cache_capacity" => s.cache_capacity.to_string(),
         "workers" => match s.workers {
@@ -255,6 +260,7 @@ fn shown(s: &Settings, key: &str, cli: &RawSettings, file: Option<&RawSettings>)
         "app_id" => opt(&s.app_id),
         "fast_api_url" => s.fast_api_url.clone(),
         "jwt_issuer" => s.jwt_issuer.clone(),
+        "jwt_max_lifetime" => dur(s.jwt_max_lifetime),
         "hmac_tolerance" => dur(s.hmac_tolerance),
         "insecure_allow_public" => s.insecure_allow_public.to_string(),
         "hmac_secrets" => match s.hmac_secrets.len() {

@@ -256,7 +256,9 @@ impl ActionRequest {
                 .and_then(|v| v.to_str().ok())
                 .is_some_and(|v| v.trim() != "0");
         let body = if declares_body {
-            super::body::read_json(req, payload, state.limits).await?
+            super::body::read_json(req, payload, state.limits, &state.body_budget)
+                .await?
+                .0
         } else {
             web::Bytes::new()
         };

@@ -8,7 +8,9 @@ use super::error::ApiError;
 use actix_web::http::header;
 use actix_web::{web, HttpRequest};
 use futures_util::StreamExt;
+use std::sync::Arc;
 use std::time::Duration;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 #[derive(Debug, Clone, Copy)]
 pub struct BodyLimits {
@@ -16,11 +18,44 @@ pub struct BodyLimits {
     pub read_timeout: Duration,
 }
 
+/// The bytes of request bodies held in memory at once, across all requests
+/// (`--body-bytes-in-flight`). A body is counted from its first byte until its answer is
+/// sent; one that does not fit is refused with 503 and `Retry-After` (an overload, not the
+/// caller's fault), so many large bodies at once cannot exhaust memory.
+#[derive(Debug, Clone)]
+pub struct BodyBudget(Arc<Semaphore>);
+
+impl BodyBudget {
+    pub fn new(bytes: usize) -> BodyBudget {
+        BodyBudget(Arc::new(Semaphore::new(bytes.min(Semaphore::MAX_PERMITS))))
+    }
+
+    /// Counts `n` more bytes of one body in `held`; `Overloaded` when the budget is spent.
+    fn take(&self, held: &mut Held, n: usize) -> Result<(), ApiError> {
+        let n = u32::try_from(n).map_err(|_| ApiError::Overloaded)?;
+        let permit = self
+            .0
+            .clone()
+            .try_acquire_many_owned(n)
+            .map_err(|_| ApiError::Overloaded)?;
+        match &mut held.0 {
+            Some(all) => all.merge(permit),
+            None => held.0 = Some(permit),
+        }
+        Ok(())
+    }
+}
+
+/// The bytes of one body counted against the [`BodyBudget`] until this is dropped.
+#[derive(Debug, Default)]
+pub struct Held(Option<OwnedSemaphorePermit>);
+
 pub async fn read_json(
     req: &HttpRequest,
     payload: web::Payload,
     limits: BodyLimits,
-) -> Result<web::Bytes, ApiError> {
+    budget: &BodyBudget,
+) -> Result<(web::Bytes, Held), ApiError> {
     check_content_type(req)?;
     if let Some(declared) = req
         .headers()
@@ -32,18 +67,29 @@ pub async fn read_json(
             return Err(ApiError::TooLarge(limits.max_bytes));
         }
     }
-    tokio::time::timeout(limits.read_timeout, collect(payload, limits.max_bytes))
-        .await
-        .map_err(|_| ApiError::BodyTimeout)?
+    let mut held = Held::default();
+    let body = tokio::time::timeout(
+        limits.read_timeout,
+        collect(payload, limits.max_bytes, budget, &mut held),
+    )
+    .await
+    .map_err(|_| ApiError::BodyTimeout)??;
+    Ok((body, held))
 }
 
-async fn collect(mut payload: web::Payload, max: usize) -> Result<web::Bytes, ApiError> {
+async fn collect(
+    mut payload: web::Payload,
+    max: usize,
+    budget: &BodyBudget,
+    held: &mut Held,
+) -> Result<web::Bytes, ApiError> {
     let mut buf = web::BytesMut::new();
     while let Some(chunk) = payload.next().await {
         let chunk = chunk.map_err(|e| ApiError::BodyRead(e.to_string()))?;
         if buf.len() + chunk.len() > max {
             return Err(ApiError::TooLarge(max));
         }
+        budget.take(held, chunk.len())?;
         buf.extend_from_slice(&chunk);
     }
     Ok(buf.freeze())

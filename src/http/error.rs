@@ -47,6 +47,9 @@ pub enum ApiError {
     NoRoute(String),
     #[error("method {0} is not allowed here (use POST)")]
     MethodNotAllowed(String),
+    /// Too many request bodies in memory at once (`--body-bytes-in-flight`).
+    #[error("the server holds too many request bodies at once; retry shortly")]
+    Overloaded,
 }
 
 /// The status and gRPC code of each kind of failure: the one mapping of kinds to HTTP.
@@ -77,6 +80,7 @@ impl ApiError {
             ApiError::BodyRead(_) => "body_unreadable",
             ApiError::NoRoute(_) => "no_such_endpoint",
             ApiError::MethodNotAllowed(_) => "method_not_allowed",
+            ApiError::Overloaded => "overloaded",
         }
     }
 
@@ -87,6 +91,7 @@ impl ApiError {
             ApiError::Auth(e) if e.is_unavailable() => ErrorKind::Unavailable,
             ApiError::Auth(_) | ApiError::AdminAuth(_) => ErrorKind::Unauthenticated,
             ApiError::BodyRead(_) => ErrorKind::Invalid,
+            ApiError::Overloaded => ErrorKind::Unavailable,
             ApiError::NoRoute(_) => ErrorKind::NotFound,
             ApiError::TooLarge(_) => {
                 return (StatusCode::PAYLOAD_TOO_LARGE, code::INVALID_ARGUMENT, msg)
@@ -449,6 +454,7 @@ mod tests {
             service(ServiceError::InFlight("r-1".into())),
             service(ServiceError::Unavailable(StoreError::Conflict)),
             ApiError::Auth(AuthError::KeysUnavailable),
+            ApiError::Overloaded,
             service(ServiceError::Internal(
                 "stored order F-1 is unreadable".into()
             )),

@@ -67,6 +67,8 @@ impl Readiness {
 pub struct AppState {
     pub service: Arc<Service>,
     pub limits: BodyLimits,
+    /// Bytes of request bodies held at once (`--body-bytes-in-flight`).
+    pub body_budget: body::BodyBudget,
     pub readiness: Arc<Readiness>,
     pub auth: Arc<Authenticator>,
     pub clock: Arc<dyn Clock>,
@@ -181,7 +183,8 @@ async fn fast_call(
     let verb =
         Verb::parse(&verb).ok_or_else(|| ApiError::NoRoute(echo::bounded_echo(req.path())))?;
     // Size limit first, then authentication over the raw bytes, then parsing.
-    let body = body::read_json(&req, payload, state.limits).await?;
+    // `_held` counts the body against the budget until the answer is built.
+    let (body, _held) = body::read_json(&req, payload, state.limits, &state.body_budget).await?;
     Ok(respond(answer(&req, verb, body, &state).await?))
 }
 

@@ -965,3 +965,106 @@ async fn record_never_follows_symbolic_links() {
     })
     .await;
 }
+
+// ---------------------------------------------------------------------------------------------
+// Request bodies in memory at once
+// ---------------------------------------------------------------------------------------------
+
+/// Sends the head of a `POST /fast/v1/create` declaring a `length`-byte JSON body, then the
+/// first `sent` bytes of that body, and keeps the connection open.
+async fn partial_body(port: u16, length: usize, sent: usize) -> (tokio::net::TcpStream, Vec<u8>) {
+    use tokio::io::AsyncWriteExt as _;
+    let mut body = br#"{"type":"ENTITY_TYPE_ORDER","x":""#.to_vec();
+    body.resize(length - 2, b'a');
+    body.extend_from_slice(b"\"}");
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    let head = format!(
+        "POST /fast/v1/create HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\n\
+         content-length: {length}\r\n\r\n"
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    // The server may already have refused this body and closed: that is the point.
+    let _ = stream.write_all(&body[..sent]).await;
+    (stream, body[sent..].to_vec())
+}
+
+/// The status line and headers of the answer on `stream` (empty when it closed without one).
+async fn answer_head(stream: &mut (impl tokio::io::AsyncRead + Unpin)) -> String {
+    use tokio::io::AsyncReadExt as _;
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+        match stream.read(&mut chunk).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+        }
+    }
+    String::from_utf8_lossy(&buf).into_owned()
+}
+
+/// Item 6 of the attack review: 24 unsigned 1 MiB bodies at once took 2.7 GB (a body costs
+/// many times its size once parsed). The bytes of request bodies held at once are capped
+/// (`--body-bytes-in-flight`): with room for two bodies of 900 KB, the third concurrent one
+/// is refused with 503 and `Retry-After` while the first two are still arriving; once they
+/// are answered, the budget is free again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn request_bodies_in_memory_at_once_are_capped() {
+    const LENGTH: usize = 1_000_000;
+    const SENT: usize = 900_000;
+    let dir = tempfile::TempDir::new().unwrap();
+    let server = ServerProcess::start_with(
+        &[
+            std::ffi::OsStr::new("--data-dir"),
+            dir.path().as_os_str(),
+            std::ffi::OsStr::new("--body-bytes-in-flight"),
+            std::ffi::OsStr::new("2000000"),
+        ],
+        &[],
+    )
+    .await;
+    let port = server.port();
+    // Each answer is read by its own task; the write halves stay here.
+    let (answers_tx, mut answers) = tokio::sync::mpsc::unbounded_channel();
+    let mut writers = Vec::new();
+    for i in 0..3 {
+        let (stream, rest) = partial_body(port, LENGTH, SENT).await;
+        let (mut read, write) = stream.into_split();
+        let tx = answers_tx.clone();
+        tokio::spawn(async move {
+            let _ = tx.send((i, answer_head(&mut read).await));
+        });
+        writers.push((i, write, rest));
+    }
+    // 2.7 MB sent against a 2 MB budget: one body cannot be held, and it is answered while
+    // the other two still wait for their last 100 KB (they cannot be answered before).
+    let (refused, head) = tokio::time::timeout(WAIT, answers.recv())
+        .await
+        .expect("one of the three bodies is answered before they are complete")
+        .unwrap();
+    assert!(
+        head.starts_with("HTTP/1.1 503") && head.to_ascii_lowercase().contains("retry-after: 1"),
+        "an overload is 503 with Retry-After: {head}"
+    );
+    for (i, mut write, rest) in writers {
+        use tokio::io::AsyncWriteExt as _;
+        if i != refused {
+            write.write_all(&rest).await.unwrap();
+        }
+    }
+    for _ in 0..2 {
+        let (_, head) = tokio::time::timeout(WAIT, answers.recv())
+            .await
+            .expect("the bodies within the budget are answered")
+            .unwrap();
+        assert!(
+            !head.starts_with("HTTP/1.1 503") && head.starts_with("HTTP/1.1 "),
+            "a body within the budget is read and answered: {head}"
+        );
+    }
+    // All answered: the budget is whole again.
+    let create = create_body("bif-1", "F-BIF", &[("L-1", "mug-01", 1)]);
+    let r = post_ok(&http_client(), &server.base(), "create", &create).await;
+    assert_eq!(r.status, 200, "{}", show(&r));
+}
