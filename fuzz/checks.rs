@@ -14,17 +14,21 @@ use std::sync::{Arc, OnceLock};
 use fast_seller::auth::jwks::{parse_jwks, JwksCache, JwksSource};
 use fast_seller::auth::jwt::{bearer_token, JwtVerifier, DEFAULT_ISSUER};
 use fast_seller::auth::AuthError;
-use fast_seller::catalog::DEMO_CATALOG;
+use fast_seller::catalog::{SharedCatalog, DEMO_CATALOG};
 use fast_seller::clock::{Clock as _, ManualClock};
 use fast_seller::domain::limits::Limits;
-use fast_seller::domain::{self, Catalog, IdSource};
+use fast_seller::domain::{self, Catalog, ErrorKind, IdSource};
+use fast_seller::metrics::Metrics;
+use fast_seller::protocol::Verb;
 use fast_seller::protocol::{
     CreateRequest, DeleteRequest, EntityType, FastOrder, Header, Int64, Money, OrderResponse,
     OrderResponseSegment, ReadRequest, SegmentStatus, UpdateRequest, MAX_MONEY,
 };
+use fast_seller::service::{Caller, Service, ServiceSettings};
 use fast_seller::signing::{
     self, WebhookSecret, DEFAULT_TOLERANCE_SECS, HEADER_ID, HEADER_SIGNATURE, HEADER_TIMESTAMP,
 };
+use fast_seller::store::sled::SledStore;
 use rust_decimal::Decimal;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -619,4 +623,91 @@ pub fn money(data: &[u8]) {
         let quoted = format!("\"{i}\"");
         assert_eq!(serde_json::from_str::<Int64>(&quoted).ok(), Some(Int64(i)));
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Service::handle end to end
+// ---------------------------------------------------------------------------------------------
+
+/// One service for the whole process: a sled store in a fresh temporary directory, the demo
+/// catalog, default limits, a clock that never moves, and a runtime to drive it.
+struct ServiceHarness {
+    runtime: tokio::runtime::Runtime,
+    service: Arc<Service>,
+}
+
+fn service_harness() -> &'static ServiceHarness {
+    static HARNESS: OnceLock<ServiceHarness> = OnceLock::new();
+    HARNESS.get_or_init(|| {
+        let dir = std::env::temp_dir().join(format!(
+            "fast-seller-fuzz-{}-{}",
+            std::process::id(),
+            ManualClock::new(0).now_ms()
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        let store = SledStore::open(&dir, 16 * 1024 * 1024).expect("sled store");
+        let catalog = Catalog::parse(DEMO_CATALOG).expect("demo catalog");
+        let service = Service::new(
+            Arc::new(store),
+            Arc::new(SharedCatalog::new(catalog, "demo", 0)),
+            Arc::new(ManualClock::new(1_767_225_600_000)),
+            ServiceSettings::default(),
+            Arc::new(tokio::sync::Notify::new()),
+            Arc::new(Metrics::new().expect("metrics")),
+        );
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        ServiceHarness {
+            runtime,
+            service: Arc::new(service),
+        }
+    })
+}
+
+/// The first byte picks the verb (create, read, update, delete), the rest is the body, run
+/// through `Service::handle` as an unauthenticated caller against one long-lived store.
+/// Invariants: no panic; no input makes the server fail on its own account (an internal
+/// error or an unavailable store); every answer is a JSON object; an order an answer names
+/// can be read back afterwards (nothing stored poisons later reads).
+pub fn service_handle(data: &[u8]) {
+    let Some((first, body)) = data.split_first() else {
+        return;
+    };
+    let verbs = [Verb::Create, Verb::Read, Verb::Update, Verb::Delete];
+    let verb = verbs[usize::from(*first) % verbs.len()];
+    let h = service_harness();
+    let caller = Caller::default();
+    h.runtime.block_on(async {
+        match h.service.handle(verb, body, &caller).await {
+            Ok(reply) => {
+                let answer: Value = serde_json::from_slice(&reply.body).expect("an answer is JSON");
+                assert!(answer.is_object(), "{verb:?}: the answer is not an object");
+                let id = answer
+                    .pointer("/order/order/id/value")
+                    .and_then(Value::as_str)
+                    .filter(|id| !id.is_empty());
+                if let Some(id) = id {
+                    let read = serde_json::json!({
+                        "type": "ENTITY_TYPE_ORDER",
+                        "order": {"order_id": {"value": id}}
+                    });
+                    let again = h
+                        .service
+                        .handle(Verb::Read, read.to_string().as_bytes(), &caller)
+                        .await;
+                    assert!(
+                        again.is_ok(),
+                        "{verb:?}: order {id:?} was answered but cannot be read back: {:?}",
+                        again.err()
+                    );
+                }
+            }
+            Err(e) => assert!(
+                !matches!(e.kind(), ErrorKind::Internal | ErrorKind::Unavailable),
+                "{verb:?}: the server failed on its own account: {e}"
+            ),
+        }
+    });
 }

@@ -369,4 +369,25 @@ pub fn write_all(fuzz_dir: &Path) {
     write(&corpus.join("signature_headers"), webhook_seeds());
     write(&corpus.join("request_body"), request_seeds());
     write(&corpus.join("money"), money_seeds());
+    write(&corpus.join("service_handle"), service_seeds());
+}
+
+/// The request seeds, each behind the byte that makes `service_handle` send it to its verb
+/// (0 create, 1 read, 2 update, 3 delete; a body of no verb goes to create).
+fn service_seeds() -> Seeds {
+    request_seeds()
+        .into_iter()
+        .map(|(name, body)| {
+            let verb: u8 = if name.contains("read") {
+                1
+            } else if name.contains("update") {
+                2
+            } else if name.contains("delete") {
+                3
+            } else {
+                0
+            };
+            (name, [&[verb][..], &body].concat())
+        })
+        .collect()
 }

@@ -90,6 +90,11 @@ fn request_body_corpus() {
 }
 
 #[test]
+fn service_handle_corpus() {
+    replay("service_handle", checks::service_handle);
+}
+
+#[test]
 fn money_corpus() {
     replay("money", checks::money);
 }
