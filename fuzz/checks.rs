@@ -9,6 +9,7 @@
 //! `ManualClock` that never moves, two Standard Webhooks secrets and the bundled demo catalog.
 
 use std::fmt::Debug;
+use std::path::Path;
 use std::sync::{Arc, OnceLock};
 
 use fast_seller::auth::jwks::{parse_jwks, JwksCache, JwksSource};
@@ -639,11 +640,19 @@ struct ServiceHarness {
 fn service_harness() -> &'static ServiceHarness {
     static HARNESS: OnceLock<ServiceHarness> = OnceLock::new();
     HARNESS.get_or_init(|| {
-        let dir = std::env::temp_dir().join(format!(
-            "fast-seller-fuzz-{}-{}",
-            std::process::id(),
-            ManualClock::new(0).now_ms()
-        ));
+        // The store cannot be removed while the process uses it: each run removes the ones
+        // left by processes that have ended.
+        let tmp = std::env::temp_dir();
+        for entry in std::fs::read_dir(&tmp).into_iter().flatten().flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let ended = name
+                .strip_prefix("fast-seller-fuzz-")
+                .is_some_and(|pid| !Path::new("/proc").join(pid).exists());
+            if ended {
+                let _ = std::fs::remove_dir_all(entry.path());
+            }
+        }
+        let dir = tmp.join(format!("fast-seller-fuzz-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         let store = SledStore::open(&dir, 16 * 1024 * 1024).expect("sled store");
         let catalog = Catalog::parse(DEMO_CATALOG).expect("demo catalog");
