@@ -221,7 +221,8 @@ impl Service {
         self.finish(stamp.as_ref(), result).await
     }
 
-    /// `POST /fast/v1/delete`: marks the order DELETED (kept for audit) and answers `{}`.
+    /// `POST /fast/v1/delete`: marks the order DELETED (kept for audit) and answers `{}`,
+    /// also for an order this server does not hold (a storefront cart Fast clears).
     async fn delete(
         &self,
         req: DeleteRequest,
@@ -238,12 +239,25 @@ impl Service {
             Begin::Replay(reply) => return Ok(reply),
             Begin::Run(stamp, slot) => (stamp, slot),
         };
-        let result = self
+        let result = match self
             .modify(&req.order, stamp.as_ref(), |loaded| {
                 let order = domain::delete(&loaded.stored.order);
                 self.change(loaded, order, b"{}".to_vec())
             })
-            .await;
+            .await
+        {
+            // Fast clears a shopper's storefront cart this way after a cart-page checkout:
+            // an order this server does not hold is already gone, so the delete succeeds.
+            Err(ServiceError::Refused {
+                code: "order_not_found",
+                message,
+                ..
+            }) => {
+                tracing::info!(%message, "delete of an order this server does not hold: answered {{}}");
+                Ok(Reply::ok(b"{}".to_vec()))
+            }
+            other => other,
+        };
         self.finish(stamp.as_ref(), result).await
     }
 

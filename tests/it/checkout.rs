@@ -716,6 +716,32 @@ async fn full_checkout_from_create_to_delete_is_priced_to_the_cent() {
         (200, &b"{}"[..]),
         "a second delete answers {{}} too"
     );
+
+    // Fast clears the shopper's storefront cart after a cart-page checkout: a cart this
+    // server never held is gone already, so the delete answers {} (never 404), every time.
+    for attempt in ["co-13", "co-13", "co-14"] {
+        let storefront = app
+            .post(
+                "delete",
+                &json!({"type": "ENTITY_TYPE_ORDER", "app_id": "test-app",
+                        "request_id": {"value": attempt},
+                        "order": {"is_cart": true, "external_id": "storefront-cart-77"}}),
+            )
+            .await;
+        assert_eq!(
+            (storefront.status, storefront.bytes.as_slice()),
+            (200, &b"{}"[..]),
+            "{attempt}: a delete of a cart this server does not hold answers {{}}"
+        );
+    }
+    let r = app
+        .post(
+            "read",
+            &json!({"type": "ENTITY_TYPE_ORDER", "app_id": "test-app",
+                    "order": {"external_id": "storefront-cart-77"}}),
+        )
+        .await;
+    assert_eq!(r.status, 404, "and nothing was created: {}", show(&r));
 }
 
 /// A merchant catalog exercising every pricing rule of docs/pricing.md where rounding bites.
