@@ -11,7 +11,7 @@ use crate::backend::CommerceBackend;
 use crate::catalog::SharedCatalog;
 use crate::clock::{Clock, SystemClock};
 use crate::commerce::vendure::{
-    Auth, TaxZoneStrategy, VendureBridge, VendureClient, PLACEMENT_TIMEOUT,
+    Auth, TaxZoneStrategy, VendureBridge, VendureClient, PLACEMENTS_AT_ONCE, PLACEMENT_TIMEOUT,
 };
 use crate::config::{
     AuthMode, BackendKind, Settings, StoreConfig, VendureCredentials, VendureTaxZone,
@@ -159,6 +159,7 @@ impl Application {
         if platform.is_some() {
             outbox_settings.attempt_timeout =
                 outbox_settings.attempt_timeout.max(PLACEMENT_TIMEOUT);
+            outbox_settings.concurrency = outbox_settings.concurrency.min(PLACEMENTS_AT_ONCE);
         }
         let auth = Arc::new(build_authenticator(&settings)?);
         let readiness = Arc::new(Readiness::default());
@@ -349,7 +350,7 @@ pub async fn open_postgres(
 }
 
 /// The commerce platform's bridge, with `--backend vendure`.
-fn platform(settings: &Settings) -> Result<Option<Arc<VendureBridge>>, StartupError> {
+pub fn platform(settings: &Settings) -> Result<Option<Arc<VendureBridge>>, StartupError> {
     let Some(v) = &settings.vendure else {
         return Ok(None);
     };

@@ -21,15 +21,55 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 struct Vendure {
-    child: Child,
+    child: Option<Child>,
     url: String,
-    _data: tempfile::TempDir,
+    port: u16,
+    data: tempfile::TempDir,
+}
+
+impl Vendure {
+    /// `node server.js` on this Vendure's port and database; returns once it printed its
+    /// ready line.
+    fn run(&mut self) {
+        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("integrations/vendure");
+        let mut child = Command::new("node")
+            .arg("server.js")
+            .current_dir(&dir)
+            .env("VENDURE_PORT", self.port.to_string())
+            .env("VENDURE_DATA_DIR", self.data.path())
+            .env("VENDURE_LOG", "warn")
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("node server.js starts");
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if line.contains("fast-seller-vendure ready on") {
+                    let _ = tx.send(line.clone());
+                }
+                eprintln!("vendure: {line}");
+            }
+        });
+        self.child = Some(child);
+        let ready = rx
+            .recv_timeout(Duration::from_secs(600))
+            .expect("Vendure printed its ready line within 10 minutes");
+        eprintln!("{ready}");
+    }
+
+    /// SIGKILL.
+    fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
 }
 
 impl Drop for Vendure {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.kill();
     }
 }
 
@@ -61,35 +101,13 @@ fn start_vendure() -> Option<Vendure> {
         .local_addr()
         .unwrap()
         .port();
-    let data = tempfile::tempdir().unwrap();
-    let mut child = Command::new("node")
-        .arg("server.js")
-        .current_dir(&dir)
-        .env("VENDURE_PORT", port.to_string())
-        .env("VENDURE_DATA_DIR", data.path())
-        .env("VENDURE_LOG", "warn")
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("node server.js starts");
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if line.contains("fast-seller-vendure ready on") {
-                let _ = tx.send(line.clone());
-            }
-            eprintln!("vendure: {line}");
-        }
-    });
-    let vendure = Vendure {
-        child,
+    let mut vendure = Vendure {
+        child: None,
         url: format!("http://127.0.0.1:{port}/admin-api"),
-        _data: data,
+        port,
+        data: tempfile::tempdir().unwrap(),
     };
-    let ready = rx
-        .recv_timeout(Duration::from_secs(600))
-        .expect("Vendure printed its ready line within 10 minutes");
-    eprintln!("{ready}");
+    vendure.run();
     Some(vendure)
 }
 
@@ -155,7 +173,7 @@ fn address(country: &str) -> Address {
 
 #[test]
 fn vendure_bridge() {
-    let Some(vendure) = start_vendure() else {
+    let Some(mut vendure) = start_vendure() else {
         return;
     };
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -163,8 +181,9 @@ fn vendure_bridge() {
         .build()
         .unwrap();
     rt.block_on(async {
-        let key = cases(&vendure.url).await;
-        through_fast_seller(&vendure.url, &key).await;
+        let url = vendure.url.clone();
+        let key = cases(&url).await;
+        through_fast_seller(&mut vendure, &key).await;
     });
 }
 
@@ -736,7 +755,9 @@ fn minor(amount: &Value) -> i64 {
 
 /// fast-seller with `--backend vendure`: the catalog comes from Vendure and each converted
 /// cart becomes exactly one Vendure order in PaymentSettled whose total is Fast's.
-async fn through_fast_seller(url: &str, key: &str) {
+async fn through_fast_seller(vendure: &mut Vendure, key: &str) {
+    let url = vendure.url.clone();
+    let url = url.as_str();
     let admin = Admin::login(url).await;
     vary_tax_and_promotions(&admin).await;
     let catalog = VendureClient::new(url, Auth::ApiKey(key.into()), None)
@@ -859,4 +880,120 @@ async fn through_fast_seller(url: &str, key: &str) {
         "totals differ:\n{}",
         mismatches.join("\n")
     );
+
+    // Vendure down: checkouts still convert (the catalog is in memory) and their placements
+    // wait in the outbox, through a kill -9 of fast-seller, until Vendure is back.
+    vendure.kill();
+    let late: Vec<String> = (0..2).map(|i| format!("F{run}-late{i}")).collect();
+    for (fast_id, checkout) in late.iter().zip(&CARTS[..2]) {
+        run_checkout(&http, &base, fast_id, checkout, &slug_of).await;
+    }
+    let mut server = server;
+    server.kill9();
+
+    // A fast-seller that cannot reach Vendure starts from the stored catalog.
+    let offline = tempfile::tempdir().unwrap();
+    std::fs::copy(
+        data.path().join("vendure-catalog.json"),
+        offline.path().join("vendure-catalog.json"),
+    )
+    .unwrap();
+    let offline_args = [
+        "--data-dir",
+        offline.path().to_str().unwrap(),
+        "--backend",
+        "vendure",
+        "--vendure-url",
+        "http://127.0.0.1:9/admin-api",
+    ];
+    let cut_off =
+        ServerProcess::start_with(&offline_args, &[("FAST_SELLER_VENDURE_API_KEY", key)]).await;
+    let ready: Value = http
+        .get(format!("{}/readyz", cut_off.base()))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(ready["catalog"]["source"], "vendure", "{ready}");
+    assert!(
+        ready["catalog"]["age_seconds"].as_u64().is_some(),
+        "{ready}"
+    );
+    assert!(
+        cut_off
+            .output()
+            .contains("starting with the stored catalog"),
+        "{}",
+        cut_off.output()
+    );
+    drop(cut_off);
+
+    vendure.run();
+    let server = ServerProcess::start_with(&args, &[("FAST_SELLER_VENDURE_API_KEY", key)]).await;
+    let admin = Admin::login(url).await;
+    let deadline = Instant::now() + Duration::from_secs(300);
+    for fast_id in &late {
+        loop {
+            let orders = admin
+                .gql(
+                    "query($f: String!) { orders(options: { filter: { fastOrderId: { eq: $f } } }) { totalItems items { state } } }",
+                    json!({ "f": fast_id }),
+                )
+                .await;
+            if orders["orders"]["items"][0]["state"] == "PaymentSettled" {
+                assert_eq!(orders["orders"]["totalItems"], 1, "{fast_id}: {orders}");
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{fast_id} never reached Vendure after it came back: {orders}\n{}",
+                server.output()
+            );
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+    drop(server);
+
+    // The catalog commands.
+    let cli_dir = tempfile::tempdir().unwrap();
+    let cli = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_fast-seller"))
+            .args(args)
+            .args(["--backend", "vendure", "--vendure-url", url, "--data-dir"])
+            .arg(cli_dir.path())
+            .env("FAST_SELLER_VENDURE_API_KEY", key)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, _, err) = cli(&["catalog", "show"]);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("catalog sync"), "{err}");
+    let (code, out, err) = cli(&["catalog", "sync", "--dry-run"]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(
+        out.contains("86 variants") && out.contains("not mapped (3)") && out.contains("FACETS"),
+        "{out}"
+    );
+    assert!(out.contains("dry run"), "{out}");
+    assert!(!cli_dir.path().join("vendure-catalog.json").exists());
+    let (code, out, err) = cli(&["catalog", "sync"]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(out.contains("stored in"), "{out}");
+    let (code, out, err) = cli(&["catalog", "show"]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(
+        out.contains("L2201308") && out.contains("standard-shipping") && out.contains("PROD25"),
+        "{out}"
+    );
+    let (code, out, err) = cli(&["catalog", "show", "--json"]);
+    assert_eq!(code, Some(0), "{err}");
+    let shown: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(shown["catalog"]["variants"].as_array().unwrap().len(), 86);
 }

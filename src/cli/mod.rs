@@ -3,6 +3,7 @@
 //! runs a parsed command line.
 
 mod admin;
+pub mod catalog;
 pub mod config;
 pub mod healthcheck;
 pub mod orders;
@@ -43,6 +44,9 @@ pub enum Command {
     /// Act on orders through a running server's admin API: list, show, cancel, refund,
     /// fulfil, capture.
     Orders(orders::OrdersArgs),
+    /// The catalog `serve` prices with: read it from the commerce platform now, or show it.
+    #[command(subcommand)]
+    Catalog(catalog::CatalogCommand),
     /// Check the configuration `serve` would use.
     #[command(subcommand)]
     Config(serve::ConfigCommand),
@@ -113,6 +117,7 @@ fn run_with(cli: Cli, matches: Option<&ArgMatches>) -> ExitCode {
         Command::Sign(args) => print(sign::sign(&args)),
         Command::Keys(command) => print(sign::keys(&command)),
         Command::Outbox(args) => print(block_on(outbox::run(&args))),
+        Command::Catalog(command) => print(block_on(catalog::run(&command))),
         Command::Orders(args) => print(block_on(orders::run(&args))),
         Command::Replay(args) => report(block_on(tapes::run_replay(&args))),
         Command::Validate(args) => report(block_on(tapes::run_validate(&args))),

@@ -14,15 +14,15 @@ use rust_decimal::Decimal;
 use serde::Deserialize;
 use std::path::PathBuf;
 use std::time::Duration;
-use tokio::sync::Semaphore;
 
 /// The least time an outbox attempt gets with this backend: a placement is a dozen Admin API
 /// calls, each re-running Vendure's order calculation.
 pub const PLACEMENT_TIMEOUT: Duration = Duration::from_secs(120);
 
-/// Placements in flight at once: Vendure works through one order's calls in sequence, and
-/// many at once only make each slower (with the embedded sql.js database it is one thread).
-const PLACEMENTS_AT_ONCE: usize = 2;
+/// Deliveries in flight at once with this backend (at most): Vendure works through each
+/// order's calls in sequence, and many placements at once only make each one slower (with the
+/// embedded sql.js database it is one thread), until they all miss [`PLACEMENT_TIMEOUT`].
+pub const PLACEMENTS_AT_ONCE: usize = 4;
 
 /// Why the catalog could not be read or used.
 #[derive(Debug, thiserror::Error)]
@@ -40,7 +40,6 @@ pub struct VendureBridge {
     strategy: TaxZoneStrategy,
     payment_method: String,
     data_dir: PathBuf,
-    placements: Semaphore,
 }
 
 /// A catalog ready to price with, from Vendure or from the stored snapshot.
@@ -61,13 +60,12 @@ impl VendureBridge {
             strategy,
             payment_method,
             data_dir,
-            placements: Semaphore::new(PLACEMENTS_AT_ONCE),
         }
     }
 
-    /// Reads the catalog from Vendure, logs what cannot be mapped, and stores it as the last
-    /// good snapshot (only once it maps to a usable catalog).
-    pub async fn sync(&self, now_ms: u64) -> Result<Synced, SyncError> {
+    /// Reads the catalog from Vendure and maps it, logging what cannot be mapped; stores
+    /// nothing (`catalog sync --dry-run`).
+    pub async fn read(&self, now_ms: u64) -> Result<Synced, SyncError> {
         let catalog = self.client.catalog().await?;
         for u in &catalog.unmapped {
             tracing::warn!(what = %u.what, why = %u.why, "not mapped from Vendure");
@@ -77,11 +75,18 @@ impl VendureBridge {
             catalog,
         };
         let mapped = snapshot.catalog.to_catalog(self.strategy)?;
-        snapshot.save(&self.data_dir)?;
         Ok(Synced {
             catalog: mapped,
             snapshot,
         })
+    }
+
+    /// [`VendureBridge::read`], then stores the snapshot as the last good one (only once it
+    /// maps to a usable catalog).
+    pub async fn sync(&self, now_ms: u64) -> Result<Synced, SyncError> {
+        let synced = self.read(now_ms).await?;
+        synced.snapshot.save(&self.data_dir)?;
+        Ok(synced)
     }
 
     /// The last good snapshot, `None` before the first sync.
@@ -100,15 +105,6 @@ impl VendureBridge {
                 status: None,
             }
         })?;
-        let _turn = self
-            .placements
-            .acquire()
-            .await
-            .map_err(|_| DeliveryError::Transient {
-                detail: "shutting down".into(),
-                status: None,
-                retry_after: None,
-            })?;
         self.client
             .place_order(&place)
             .await

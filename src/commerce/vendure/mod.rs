@@ -10,7 +10,7 @@ mod client;
 mod orders;
 mod snapshot;
 
-pub use bridge::{SyncError, Synced, VendureBridge, PLACEMENT_TIMEOUT};
+pub use bridge::{SyncError, Synced, VendureBridge, PLACEMENTS_AT_ONCE, PLACEMENT_TIMEOUT};
 pub use catalog::{
     Channel, OptionRef, ShippingMethod, Stock, TaxCategory, TaxRate, TaxZoneStrategy, Unmapped,
     Variant, VendureCatalog, VendurePromotion, Zone,
