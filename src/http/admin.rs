@@ -109,7 +109,7 @@ struct OrdersQuery {
 }
 
 /// `ORDER_STATUS_BOOKED`, `booked` or its number.
-fn parse_status(text: &str) -> Result<OrderStatus, ServiceError> {
+pub(super) fn parse_status(text: &str) -> Result<OrderStatus, ServiceError> {
     let upper = text.trim().to_ascii_uppercase();
     OrderStatus::from_name(&upper)
         .or_else(|| OrderStatus::from_name(&format!("ORDER_STATUS_{upper}")))
@@ -123,7 +123,7 @@ fn parse_status(text: &str) -> Result<OrderStatus, ServiceError> {
 }
 
 /// Milliseconds since the epoch of an RFC 3339 time or a date (midnight UTC).
-fn parse_time(field: &str, text: &str) -> Result<u64, ServiceError> {
+pub(super) fn parse_time(field: &str, text: &str) -> Result<u64, ServiceError> {
     let text = text.trim();
     let full = if text.len() == 10 {
         format!("{text}T00:00:00Z")

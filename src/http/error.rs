@@ -122,6 +122,23 @@ impl ApiError {
         (status, grpc, msg)
     }
 
+    /// The status and the message a person may see (opaque for the server's own failures),
+    /// logged like every answer: for the console's HTML pages.
+    pub fn status_and_message(&self) -> (StatusCode, String) {
+        let (status, _, message) = self.parts();
+        self.log(status);
+        (status, message)
+    }
+
+    fn log(&self, status: StatusCode) {
+        if status.is_server_error() {
+            // The client gets an opaque message; the log gets the cause chain.
+            tracing::error!(error = %self, code = self.code(), cause = %cause_chain(self), "request failed");
+        } else {
+            tracing::info!(error = %self, code = self.code(), status = status.as_u16(), "request refused");
+        }
+    }
+
     /// The status and the exact rpcStatus body of this error as Fast's endpoints answer it:
     /// `details: []`, as Fast's contract has it (also what tapes record).
     pub fn status_and_body(&self) -> (StatusCode, Vec<u8>) {
@@ -151,12 +168,7 @@ impl ApiError {
 
     /// The HTTP answer, logged; `body` is one of the renderings above.
     fn response(&self, (status, body): (StatusCode, Vec<u8>)) -> HttpResponse {
-        if status.is_server_error() {
-            // The client gets an opaque message; the log gets the cause chain.
-            tracing::error!(error = %self, code = self.code(), cause = %cause_chain(self), "request failed");
-        } else {
-            tracing::info!(error = %self, code = self.code(), status = status.as_u16(), "request refused");
-        }
+        self.log(status);
         let mut resp = HttpResponse::build(status);
         // Only where waiting helps: a duplicate still in flight, or the service unavailable
         // (not a conflict with the order's state, which a retry meets again).

@@ -10,6 +10,17 @@ use tokio::sync::Notify;
 
 /// Most entries one listing returns.
 pub const MAX_LIST: usize = 1000;
+/// Most outbox entries [`OutboxAdmin::for_order`] looks at.
+pub const ORDER_SCAN_BUDGET: usize = 20_000;
+const ORDER_SCAN_BATCH: usize = 500;
+const DAY_MS: u64 = 24 * 3600 * 1000;
+
+/// The smallest UUIDv7 text of the millisecond `ms`: every id made at or after it sorts
+/// above it.
+fn uuid_v7_floor(ms: u64) -> String {
+    let t = ms & 0xFFFF_FFFF_FFFF;
+    format!("{:08x}-{:04x}-7000-8000-000000000000", t >> 16, t & 0xFFFF)
+}
 
 pub struct OutboxAdmin {
     store: Arc<dyn Store>,
@@ -162,11 +173,68 @@ impl OutboxAdmin {
         Ok(count)
     }
 
+    /// The events of one order with their attempt logs, by sequence. Event ids are UUIDv7
+    /// (time first), so the scan starts a day before the order was created; it looks at no
+    /// more than [`ORDER_SCAN_BUDGET`] events (the store has no index by order).
+    pub async fn for_order(
+        &self,
+        order_id: &str,
+        created_at_ms: u64,
+    ) -> Result<Vec<OutboxDetail>, ServiceError> {
+        let mut cursor = Some(uuid_v7_floor(created_at_ms.saturating_sub(DAY_MS)));
+        let mut found = Vec::new();
+        let mut scanned = 0;
+        while scanned < ORDER_SCAN_BUDGET {
+            let batch = self
+                .store
+                .outbox_after(cursor.as_deref(), ORDER_SCAN_BATCH)
+                .await?;
+            let done = batch.len() < ORDER_SCAN_BATCH;
+            scanned += batch.len();
+            cursor = batch.last().map(|(item, _)| item.entry.id.clone());
+            found.extend(
+                batch
+                    .into_iter()
+                    .filter(|(item, _)| item.entry.order_id == order_id)
+                    .map(|(item, attempts)| OutboxDetail {
+                        entry: view(item),
+                        attempt_log: attempts.into_iter().map(attempt_view).collect(),
+                    }),
+            );
+            if done {
+                break;
+            }
+        }
+        found.sort_by_key(|d| d.entry.sequence);
+        Ok(found)
+    }
+
     pub async fn backlog(&self) -> Result<Backlog, ServiceError> {
         let c = self.store.outbox_backlog().await?;
         Ok(Backlog {
             pending: c.0,
             dead: c.1,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::uuid_v7_floor;
+
+    #[test]
+    fn the_uuid_floor_sorts_below_every_later_id_and_above_earlier_ones() {
+        let at = 1_767_225_600_000u64;
+        let floor = uuid_v7_floor(at);
+        let later = uuid::Uuid::new_v7(uuid::Timestamp::from_unix(
+            uuid::NoContext,
+            at / 1000,
+            u32::try_from(at % 1000).unwrap() * 1_000_000,
+        ))
+        .to_string();
+        let earlier =
+            uuid_v7_floor(at - 1).replace("-7000-8000-000000000000", "-7fff-bfff-ffffffffffff");
+        assert!(floor.as_str() <= later.as_str(), "{floor} vs {later}");
+        assert!(earlier.as_str() < floor.as_str(), "{earlier} vs {floor}");
     }
 }

@@ -90,6 +90,19 @@ struct OrderView<'a> {
     management: &'a Ledger,
 }
 
+/// One order as the console shows it: the same content as [`Service::show_order`]'s
+/// answer, typed instead of encoded.
+#[derive(Debug, Clone)]
+pub struct OrderDetail {
+    pub id: String,
+    pub version: u64,
+    pub status: OrderStatus,
+    pub created_at_ms: u64,
+    pub updated_at_ms: u64,
+    pub order: FastOrder,
+    pub ledger: Ledger,
+}
+
 /// The answer to an action: the updated order plus the action's own record.
 #[derive(Serialize)]
 struct ActionAnswer<'a> {
@@ -332,6 +345,20 @@ impl Service {
         Ok(Reply {
             version: Some(loaded.record.version),
             ..Reply::ok(encode(&loaded.view())?)
+        })
+    }
+
+    /// One order with its management ledger, typed (the console renders it).
+    pub async fn order_detail(&self, order: &str) -> Result<OrderDetail, ServiceError> {
+        let loaded = self.find(&admin_lookup(order)).await?;
+        Ok(OrderDetail {
+            status: status_of(&loaded.stored.order),
+            created_at_ms: loaded.stored.created_at_ms,
+            updated_at_ms: loaded.stored.updated_at_ms,
+            id: loaded.record.id,
+            version: loaded.record.version,
+            order: loaded.stored.order,
+            ledger: loaded.stored.ledger,
         })
     }
 
