@@ -207,6 +207,7 @@ impl Application {
             admin_token: settings.admin_token.clone(),
             metrics: metrics.clone(),
             recorder,
+            console: Arc::new(http::console::Console::new(&settings)),
         });
         let listener = TcpListener::bind(settings.listen)
             .map_err(|e| preflight::listen_error(settings.listen, &e))?;

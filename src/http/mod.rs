@@ -3,6 +3,7 @@
 
 mod admin;
 pub mod body;
+pub mod console;
 pub mod echo;
 pub mod error;
 mod record;
@@ -78,6 +79,8 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// Writes every Fast exchange as tapes (`serve --record DIR`).
     pub recorder: Option<Arc<Recorder>>,
+    /// The merchant console's own state (`/console`).
+    pub console: Arc<console::Console>,
 }
 
 /// Header access for the authenticators.
@@ -102,7 +105,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .service(web::resource("/metrics").route(web::get().to(metrics)))
     .service(web::resource("/openapi.json").route(web::get().to(openapi)))
     .service(web::resource("/docs").route(web::get().to(docs)))
-    .service(web::scope("/admin/v1").configure(admin::configure));
+    .service(web::scope("/admin/v1").configure(admin::configure))
+    .service(web::scope("/console").configure(console::configure));
 }
 
 /// Opens the request's span (filled with request_id and order_id by the service) and logs
@@ -129,6 +133,7 @@ fn endpoint_label(path: &str) -> &'static str {
         "/metrics" => "metrics",
         "/openapi.json" | "/docs" => "docs",
         p if p.starts_with("/admin/") => "admin",
+        p if p.starts_with("/console") => "console",
         _ => "other",
     }
 }
