@@ -443,6 +443,30 @@ async fn walk(
     );
     shot(c, "10-settings").await;
 
+    // Phone width: the order page fits (wide tables scroll inside their own box).
+    c.set_window_size(390, 844)
+        .await
+        .map_err(|e| e.to_string())?;
+    c.goto(&format!("{base}/console/orders/{fast_id}"))
+        .await
+        .map_err(|e| e.to_string())?;
+    let widths = c
+        .execute(
+            "return [document.documentElement.scrollWidth, window.innerWidth];",
+            vec![],
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+    let (page_w, view_w) = (widths[0].as_u64(), widths[1].as_u64());
+    assert!(
+        page_w.is_some() && page_w <= view_w,
+        "the order page is wider than a phone: {widths}"
+    );
+    shot(c, "11-order-phone").await;
+    c.set_window_size(1280, 1600)
+        .await
+        .map_err(|e| e.to_string())?;
+
     // Sign out: the form leads back to sign-in, and the old cookie no longer works.
     click(c, "form.sign-out button").await;
     assert_eq!(text_of(c, "main h1").await, "Sign in");
@@ -607,6 +631,18 @@ async fn the_page_of_a_large_order_shows_every_line_and_entry() {
     let fast_id = "console-big";
     with_long_history(&app, "console-200", fast_id).await;
 
+    // Behind a TLS proxy the cookies are Secure; over plain HTTP they cannot be.
+    for (proto, secure) in [("https", true), ("http", false)] {
+        let r = http
+            .get(format!("{}/console/sign-in", app.base))
+            .header("x-forwarded-proto", proto)
+            .send()
+            .await
+            .unwrap();
+        let cookie = r.headers()["set-cookie"].to_str().unwrap().to_string();
+        assert!(cookie.contains("HttpOnly; SameSite=Strict"), "{cookie}");
+        assert_eq!(cookie.ends_with("; Secure"), secure, "{proto}: {cookie}");
+    }
     let session = sign_in(&http, &app.base).await;
     let mut times = Vec::new();
     let mut html = String::new();
