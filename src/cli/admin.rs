@@ -12,7 +12,15 @@ pub(crate) struct AdminClient {
 impl AdminClient {
     pub(crate) fn new(base: &str) -> Result<AdminClient, CommandError> {
         let token = std::env::var("FAST_SELLER_ADMIN_TOKEN")
-            .map_err(|_| fail("set FAST_SELLER_ADMIN_TOKEN to use the admin API (--url)"))?;
+            .ok()
+            .filter(|t| !t.trim().is_empty())
+            .ok_or_else(|| {
+                fail(format!(
+                    "FAST_SELLER_ADMIN_TOKEN is not set here: set it to the admin token the \
+                     server at {} was started with",
+                    base.trim_end_matches('/')
+                ))
+            })?;
         Ok(AdminClient {
             base: base.trim_end_matches('/').to_string(),
             token,
@@ -45,18 +53,37 @@ impl AdminClient {
         &self,
         request: reqwest::RequestBuilder,
     ) -> Result<serde_json::Value, CommandError> {
-        let resp = request
-            .bearer_auth(&self.token)
-            .send()
-            .await
-            .map_err(fail)?;
+        let resp = request.bearer_auth(&self.token).send().await.map_err(|e| {
+            fail(format!(
+                "no answer from the server at {}: {e} (is it running?)",
+                self.base
+            ))
+        })?;
         let status = resp.status();
-        let body: serde_json::Value = resp.json().await.map_err(fail)?;
+        let body: serde_json::Value = resp.json().await.map_err(|e| {
+            fail(format!(
+                "the server at {} answered HTTP {status} without JSON ({e}): is it a fast-seller?",
+                self.base
+            ))
+        })?;
         if !status.is_success() {
-            return Err(fail(format!(
-                "HTTP {status}: {}",
-                body.get("message").and_then(|m| m.as_str()).unwrap_or("")
-            )));
+            let reason = body["details"][0]["reason"].as_str().unwrap_or_default();
+            return Err(fail(match reason {
+                "admin_api_disabled" => format!(
+                    "the server at {} has no FAST_SELLER_ADMIN_TOKEN, so its admin API is off: \
+                     set it where the server runs and restart it",
+                    self.base
+                ),
+                "admin_token_wrong" => format!(
+                    "the server at {} refused the token: FAST_SELLER_ADMIN_TOKEN here is not \
+                     the one it was started with",
+                    self.base
+                ),
+                _ => format!(
+                    "HTTP {status}: {}",
+                    body.get("message").and_then(|m| m.as_str()).unwrap_or("")
+                ),
+            }));
         }
         Ok(body)
     }

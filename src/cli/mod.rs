@@ -11,6 +11,7 @@ pub mod outbox;
 pub mod serve;
 pub mod sign;
 pub mod store;
+mod table;
 pub mod tapes;
 
 use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser, Subcommand};
@@ -32,6 +33,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the server (Fast's /fast/v1/create|read|update|delete, /healthz, /readyz, /admin/v1).
+    #[command(after_help = serve::SECRETS_HELP)]
     Serve(Box<serve::ServeArgs>),
     /// Print the authentication headers for a request body, one `Name: value` per line
     /// (use with `curl -H @headers.txt`).
@@ -47,7 +49,8 @@ pub enum Command {
     /// The catalog `serve` prices with: read it from the commerce platform now, or show it.
     #[command(subcommand)]
     Catalog(catalog::CatalogCommand),
-    /// Check the configuration `serve` would use.
+    /// Check the configuration `serve` would use: the settings, where each came from, and
+    /// every check serve makes before it starts.
     #[command(subcommand)]
     Config(serve::ConfigCommand),
     /// Replay fixture tapes against a server (an in-process one on a temp dir when no
@@ -66,6 +69,7 @@ pub enum Command {
     Store(store::StoreCommand),
     /// Exit 0 when the server answers 200 on its readiness URL (container healthchecks).
     Healthcheck {
+        /// The readiness URL to ask
         #[arg(long, default_value = "http://127.0.0.1:8080/readyz")]
         url: String,
     },
@@ -165,4 +169,34 @@ fn print(result: Result<String, CommandError>) -> ExitCode {
 pub(crate) fn exit(e: &dyn std::fmt::Display, code: u8) -> ExitCode {
     eprintln!("fast-seller: {e}");
     ExitCode::from(code)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every command, argument and flag of `--help` says what it is for.
+    #[test]
+    fn every_argument_has_a_help_line() {
+        fn walk(cmd: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            for arg in cmd.get_arguments() {
+                let id = arg.get_id().as_str();
+                if id == "help" || id == "version" {
+                    continue;
+                }
+                if arg.get_help().is_none() && arg.get_long_help().is_none() {
+                    missing.push(format!("{path} {id}"));
+                }
+            }
+            for sub in cmd.get_subcommands() {
+                if sub.get_about().is_none() && sub.get_name() != "help" {
+                    missing.push(format!("{path} {} (the command)", sub.get_name()));
+                }
+                walk(sub, &format!("{path} {}", sub.get_name()), missing);
+            }
+        }
+        let mut missing = Vec::new();
+        walk(&Cli::command(), "fast-seller", &mut missing);
+        assert!(missing.is_empty(), "no help line: {missing:#?}");
+    }
 }

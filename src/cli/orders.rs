@@ -1,6 +1,7 @@
 //! `fast-seller orders …`: the merchant API of a running server from the command line.
 
 use super::admin::AdminClient;
+use super::table::{self, cell};
 use super::{fail, CommandError};
 use crate::domain::manage::{parse_cancel_reason, RestockType};
 use clap::Subcommand;
@@ -29,8 +30,10 @@ pub struct ActionArgs {
     /// Makes a retried command apply once
     #[arg(long)]
     pub idempotency_key: Option<String>,
+    /// Who acts, for the order's audit history
     #[arg(long)]
     pub employee_id: Option<String>,
+    /// Where the action comes from, for the audit history
     #[arg(long, default_value = "cli")]
     pub source: String,
 }
@@ -39,9 +42,13 @@ pub struct ActionArgs {
 pub enum OrdersCommand {
     /// List orders, a page at a time
     List(ListArgs),
-    /// One order with its management state and history
-    Show { id: String },
-    /// Cancel the whole order, or some line quantities (--line LINE_ID=QTY, repeated)
+    /// One order with its management state and history (JSON)
+    Show {
+        /// The order: its Fast id or its seller id
+        id: String,
+    },
+    /// Cancel the whole order (--reason and --yes), or some line quantities
+    /// (--line LINE_ID=QTY, repeated)
     Cancel(CancelArgs),
     /// Calculate a refund (--line LINE_ID=QTY[:cancel|return|no_restock]) and create it
     Refund(RefundArgs),
@@ -49,6 +56,7 @@ pub enum OrdersCommand {
     Fulfil(FulfilArgs),
     /// Tell Fast to collect the payment (CLEAR_TO_COLLECT_PAYMENT)
     Capture {
+        /// The order: its Fast id or its seller id
         id: String,
         #[command(flatten)]
         action: ActionArgs,
@@ -72,20 +80,43 @@ pub struct ListArgs {
     /// next_cursor of the previous page
     #[arg(long)]
     pub cursor: Option<String>,
+    /// Orders per page
     #[arg(long, default_value_t = 50)]
     pub limit: usize,
+    /// Leave out the orders `replay` and `validate` created (their Fast ids contain
+    /// `fs-test-`)
+    #[arg(long)]
+    pub no_test_orders: bool,
+    /// Print the page as JSON (default: a table)
+    #[arg(long)]
+    pub json: bool,
 }
+
+/// What `--reason` of a cancel accepts, for `--help` and the error.
+const CANCEL_REASONS: &str = "customer_initiated, merchant_initiated, no_stock, bad_config or \
+     other (or the CANCEL_REASON_CODE_* name, its number 1-5, or seed:1 to seed:6 for the \
+     merchant's seed codes)";
 
 #[derive(Debug, clap::Args)]
 pub struct CancelArgs {
+    /// The order: its Fast id or its seller id
     pub id: String,
-    #[arg(long = "line")]
+    /// Cancel only this many units of a line (LINE_ID=QTY, repeated); without it, the
+    /// whole order
+    #[arg(long = "line", value_name = "LINE_ID=QTY")]
     pub lines: Vec<String>,
-    /// CANCEL_REASON_CODE_* name (or short name, or number 0-5), or seed:N (1-6)
+    /// Why, required to cancel a whole order: customer_initiated, merchant_initiated,
+    /// no_stock, bad_config or other (or the CANCEL_REASON_CODE_* name, its number 1-5,
+    /// or seed:1 to seed:6 for the merchant's seed codes)
     #[arg(long)]
     pub reason: Option<String>,
+    /// Confirm cancelling a whole order (otherwise asked on a terminal)
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+    /// A finer reason, in your own words
     #[arg(long)]
     pub sub_reason: Option<String>,
+    /// A note kept with the cancellation and sent to Fast
     #[arg(long)]
     pub note: Option<String>,
     #[command(flatten)]
@@ -94,8 +125,10 @@ pub struct CancelArgs {
 
 #[derive(Debug, clap::Args)]
 pub struct RefundArgs {
+    /// The order: its Fast id or its seller id
     pub id: String,
-    #[arg(long = "line")]
+    /// Refund this many units of a line (LINE_ID=QTY[:cancel|return|no_restock], repeated)
+    #[arg(long = "line", value_name = "LINE_ID=QTY[:RESTOCK]")]
     pub lines: Vec<String>,
     /// `full`, or an amount of shipping excl. tax
     #[arg(long)]
@@ -106,8 +139,10 @@ pub struct RefundArgs {
     /// original_method (default) or store_credit
     #[arg(long)]
     pub method: Option<String>,
+    /// A note kept with the refund and sent to Fast
     #[arg(long)]
     pub note: Option<String>,
+    /// Your own id of this refund (e.g. from the payment system)
     #[arg(long)]
     pub external_refund_id: Option<String>,
     /// Only print the calculation
@@ -119,11 +154,16 @@ pub struct RefundArgs {
 
 #[derive(Debug, clap::Args)]
 pub struct FulfilArgs {
+    /// The order: its Fast id or its seller id
     pub id: String,
-    #[arg(long = "line")]
+    /// Fulfil only this many units of a line (LINE_ID=QTY, repeated); without it,
+    /// everything left
+    #[arg(long = "line", value_name = "LINE_ID=QTY")]
     pub lines: Vec<String>,
+    /// Who carries the parcel, e.g. UPS
     #[arg(long, default_value = "")]
     pub carrier: String,
+    /// The carrier's tracking number
     #[arg(long, default_value = "")]
     pub tracking_number: String,
     /// YYYY-MM-DD
@@ -133,14 +173,31 @@ pub struct FulfilArgs {
     pub action: ActionArgs,
 }
 
-/// `fast-seller orders …`: the answer of the admin API, pretty-printed.
+/// `fast-seller orders …`: the answer of the admin API, pretty-printed (`list`: a table
+/// unless `--json`).
 pub async fn run(args: &OrdersArgs) -> Result<String, CommandError> {
+    if let OrdersCommand::Cancel(cancel) = &args.command {
+        cancel.confirm()?;
+    }
     let admin = AdminClient::new(&args.url)?;
     let value = match &args.command {
         OrdersCommand::List(list) => {
-            admin
+            let mut page = admin
                 .send(admin.get(&["orders"])?.query(&list.query()))
-                .await?
+                .await?;
+            if list.no_test_orders {
+                if let Some(orders) = page.get_mut("orders").and_then(Value::as_array_mut) {
+                    orders.retain(|o| {
+                        !o["id"]
+                            .as_str()
+                            .is_some_and(|id| id.contains(crate::tapes::TEST_ORDER_MARK))
+                    });
+                }
+            }
+            if !list.json {
+                return Ok(orders_table(&page));
+            }
+            page
         }
         OrdersCommand::Show { id } => admin.send(admin.get(&["orders", id])?).await?,
         OrdersCommand::Cancel(cancel) => {
@@ -185,12 +242,108 @@ impl ListArgs {
     }
 }
 
+/// A page of `orders list` as a table, with how to get the next page.
+fn orders_table(page: &Value) -> String {
+    let empty = Vec::new();
+    let orders = page["orders"].as_array().unwrap_or(&empty);
+    let rows: Vec<Vec<String>> = orders
+        .iter()
+        .map(|o| {
+            let status = cell(o, "status");
+            let status = status
+                .strip_prefix("ORDER_STATUS_")
+                .unwrap_or(&status)
+                .to_lowercase();
+            let total = match o["currency_code"].as_str() {
+                Some(c) => format!("{} {c}", cell(o, "total_amount")),
+                None => cell(o, "total_amount"),
+            };
+            vec![
+                cell(o, "id"),
+                cell(o, "external_id"),
+                status,
+                total,
+                cell(o, "email"),
+                cell(o, "version"),
+                cell(o, "updated_at"),
+            ]
+        })
+        .collect();
+    let mut out = if rows.is_empty() {
+        "no orders\n".to_string()
+    } else {
+        table::render(
+            &[
+                "id",
+                "seller id",
+                "status",
+                "total",
+                "email",
+                "version",
+                "updated",
+            ],
+            &rows,
+        )
+    };
+    if let Some(cursor) = page["next_cursor"].as_str() {
+        out += &format!("more: --cursor {cursor}\n");
+    }
+    if let Some(skipped) = page["skipped"].as_array().filter(|s| !s.is_empty()) {
+        out += &format!(
+            "{} stored orders could not be read (see the server log)\n",
+            skipped.len()
+        );
+    }
+    out
+}
+
 impl CancelArgs {
+    /// A whole-order cancel needs a reason, and `--yes` or a "y" on a terminal.
+    fn confirm(&self) -> Result<(), CommandError> {
+        if !self.lines.is_empty() {
+            return Ok(());
+        }
+        let Some(reason) = &self.reason else {
+            return Err(fail(format!(
+                "cancelling the whole order {} needs --reason: {CANCEL_REASONS}",
+                self.id
+            )));
+        };
+        if self.yes {
+            return Ok(());
+        }
+        use std::io::{BufRead, IsTerminal, Write};
+        if !std::io::stdin().is_terminal() {
+            return Err(fail(format!(
+                "cancelling the whole order {} needs --yes (no terminal to ask on)",
+                self.id
+            )));
+        }
+        eprint!(
+            "Cancel the whole order {} (reason {reason})? [y/N] ",
+            self.id
+        );
+        let _ = std::io::stderr().flush();
+        let mut answer = String::new();
+        std::io::stdin()
+            .lock()
+            .read_line(&mut answer)
+            .map_err(fail)?;
+        if matches!(answer.trim(), "y" | "Y" | "yes") {
+            Ok(())
+        } else {
+            Err(fail("not canceled"))
+        }
+    }
+
     fn body(&self) -> Result<Value, CommandError> {
         let mut body = json!({});
         if let Some(r) = &self.reason {
-            let (reason, seed) = parse_cancel_reason(r)
-                .ok_or_else(|| fail(format!("--reason `{r}` is not a cancel reason")))?;
+            let (reason, seed) = parse_cancel_reason(r).ok_or_else(|| {
+                fail(format!(
+                    "--reason `{r}` is not a cancel reason: {CANCEL_REASONS}"
+                ))
+            })?;
             body["reason"] = json!(reason.name());
             put(&mut body, &[("seed_code", seed.map(|s| json!(s.number())))]);
         }

@@ -2,6 +2,7 @@
 //! admin API or, with the server stopped, on its data directory.
 
 use super::admin::AdminClient;
+use super::table::{self, cell};
 use super::{fail, CommandError};
 use crate::clock::SystemClock;
 use crate::service::admin::{parse_state, OutboxAdmin};
@@ -40,15 +41,24 @@ pub enum OutboxCommand {
         /// Only this state: pending, delivered or dead
         #[arg(long, conflicts_with = "dead")]
         state: Option<String>,
+        /// Events at most
         #[arg(long, default_value_t = 100)]
         limit: usize,
+        /// Print the events whole as JSON (default: a table)
+        #[arg(long)]
+        json: bool,
     },
-    /// One event with its attempt log
-    Show { id: String },
+    /// One event with its attempt log (JSON)
+    Show {
+        /// The event id (`outbox list` shows it)
+        id: String,
+    },
     /// Re-queue a dead letter (same event id, fresh schedule), or all of them
     Retry {
+        /// The dead letter's event id
         #[arg(required_unless_present = "all_dead")]
         id: Option<String>,
+        /// Every event that is dead now
         #[arg(long, conflicts_with = "id")]
         all_dead: bool,
     },
@@ -60,9 +70,49 @@ pub async fn run(args: &OutboxArgs) -> Result<String, CommandError> {
         Some(url) => outbox_remote(url, &args.command).await?,
         None => outbox_local(args).await?,
     };
+    if let OutboxCommand::List { json: false, .. } = &args.command {
+        return Ok(events_table(&json));
+    }
     serde_json::to_string_pretty(&json)
         .map(|s| s + "\n")
         .map_err(fail)
+}
+
+/// `outbox list` as a table: one event a line.
+fn events_table(list: &serde_json::Value) -> String {
+    let empty = Vec::new();
+    let events = list["events"].as_array().unwrap_or(&empty);
+    if events.is_empty() {
+        return "no events\n".into();
+    }
+    let rows: Vec<Vec<String>> = events
+        .iter()
+        .map(|e| {
+            vec![
+                cell(e, "id"),
+                cell(e, "order_id"),
+                cell(e, "sequence"),
+                cell(e, "type"),
+                cell(e, "state"),
+                cell(e, "attempts"),
+                cell(e, "next_attempt_at"),
+                cell(e, "created_at"),
+            ]
+        })
+        .collect();
+    table::render(
+        &[
+            "id",
+            "order",
+            "seq",
+            "type",
+            "state",
+            "attempts",
+            "next attempt",
+            "created",
+        ],
+        &rows,
+    )
 }
 
 async fn outbox_local(args: &OutboxArgs) -> Result<serde_json::Value, CommandError> {
@@ -71,7 +121,9 @@ async fn outbox_local(args: &OutboxArgs) -> Result<serde_json::Value, CommandErr
         .map_err(|e| fail(format!("{e} (is the server running? then use --url)")))?;
     let admin = OutboxAdmin::new(store, Arc::new(SystemClock), Arc::default());
     let value = match &args.command {
-        OutboxCommand::List { dead, state, limit } => {
+        OutboxCommand::List {
+            dead, state, limit, ..
+        } => {
             let state = match (dead, state) {
                 (true, _) => Some(crate::store::OutboxState::Dead),
                 (false, Some(s)) => Some(parse_state(s).map_err(fail)?),
@@ -98,7 +150,9 @@ async fn outbox_remote(
 ) -> Result<serde_json::Value, CommandError> {
     let admin = AdminClient::new(base)?;
     let request = match command {
-        OutboxCommand::List { dead, state, limit } => {
+        OutboxCommand::List {
+            dead, state, limit, ..
+        } => {
             let state = if *dead {
                 Some("dead")
             } else {

@@ -38,10 +38,25 @@ impl ServeArgs {
     }
 }
 
+/// The settings `--help` cannot show as flags: secrets come from the environment (or the
+/// `--config` file) only, so they never appear in `ps` or a shell history.
+pub const SECRETS_HELP: &str = "\
+Secrets (environment or --config file only, never flags):
+  FAST_SELLER_HMAC_SECRETS    whsec_… secrets Fast signs with, comma-separated (--auth hmac;
+                              list two during a rotation)
+  FAST_SELLER_WEBHOOK_SECRET  whsec_… secret that signs what --backend webhook sends
+  FAST_SELLER_ADMIN_TOKEN     bearer token of /admin/v1, at least 16 characters (the admin
+                              API and the orders commands are off without it)
+  FAST_SELLER_FAST_API_TOKEN  X-Fast-App-Auth token of this server's calls to Fast (cancels,
+                              refunds, business events wait in the outbox without it)
+
+`fast-seller config check` (same flags) shows the effective settings and where each came from.";
+
 #[derive(Debug, Subcommand)]
 pub enum ConfigCommand {
     /// Print the effective settings (secrets redacted) with where each came from, and run
     /// every check serve makes before it starts; exit 2 naming the first problem
+    #[command(after_help = SECRETS_HELP)]
     Check(Box<super::config::CheckArgs>),
 }
 
@@ -74,6 +89,24 @@ pub fn serve(args: ServeArgs) -> ExitCode {
         Err(e) => {
             tracing::error!(error = %e, "fast-seller stopped with an error");
             exit(&e, 2)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// `serve --help` names every secret the settings read from the environment.
+    #[test]
+    fn the_help_lists_every_secret() {
+        for key in crate::config::KEYS
+            .iter()
+            .filter(|k| crate::config::is_secret(k))
+        {
+            let env = crate::config::env_name(key);
+            assert!(
+                super::SECRETS_HELP.contains(env),
+                "{env} is not in SECRETS_HELP"
+            );
         }
     }
 }

@@ -46,8 +46,10 @@ pub struct SignArgs {
 pub enum KeysCommand {
     /// Write private.pem and jwks.json (for FAST_SELLER_JWKS) into a directory
     Generate {
+        /// Directory to write the two files into (created when missing)
         #[arg(long)]
         dir: PathBuf,
+        /// Key id of the key in jwks.json (tokens name it in their `kid`)
         #[arg(long, default_value = "local-1")]
         kid: String,
     },

@@ -19,14 +19,17 @@ pub struct SigningArgs {
     /// Private key (PEM) for fast-jwt
     #[arg(long)]
     pub key: Option<PathBuf>,
+    /// Key id the fast-jwt tokens name (the target's JWKS must have it)
     #[arg(long, default_value = "local-1")]
     pub kid: String,
+    /// App id: the requests' app_id and the tokens' audience
     #[arg(
         long,
         env = "FAST_SELLER_APP_ID",
         default_value = "fast-seller-validate"
     )]
     pub app_id: String,
+    /// Issuer of the fast-jwt tokens
     #[arg(long, default_value = "api.fast.co")]
     pub issuer: String,
 }
@@ -83,12 +86,14 @@ pub struct ValidateArgs {
     /// A product of the seller's catalog
     #[arg(long, default_value = "hoodie-01")]
     pub product_id: String,
+    /// A variant of that product, when it has variants
     #[arg(long)]
     pub variant_id: Option<String>,
     /// Only these flows (new_user, create_cart, read_cart, update_bill_to,
     /// update_shipment_contact, update_shipping_option, convert_cart_to_order, delete)
     #[arg(long = "operation")]
     pub operations: Vec<String>,
+    /// Also write JUnit XML here
     #[arg(long)]
     pub junit: Option<PathBuf>,
     #[command(flatten)]

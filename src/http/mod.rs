@@ -105,6 +105,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .service(web::resource("/metrics").route(web::get().to(metrics)))
     .service(web::resource("/openapi.json").route(web::get().to(openapi)))
     .service(web::resource("/docs").route(web::get().to(docs)))
+    .service(web::resource("/docs/").route(web::get().to(docs_slash)))
     .service(web::scope("/admin/v1").configure(admin::configure))
     .service(web::scope("/console").configure(console::configure));
 }
@@ -131,7 +132,7 @@ fn endpoint_label(path: &str) -> &'static str {
         "/healthz" => "healthz",
         "/readyz" => "readyz",
         "/metrics" => "metrics",
-        "/openapi.json" | "/docs" => "docs",
+        "/openapi.json" | "/docs" | "/docs/" => "docs",
         p if p.starts_with("/admin/") => "admin",
         p if p.starts_with("/console") => "console",
         _ => "other",
@@ -267,6 +268,14 @@ async fn docs() -> HttpResponse {
     HttpResponse::Ok()
         .content_type("text/html; charset=utf-8")
         .body(DOCS_PAGE)
+}
+
+/// `/docs/` is `/docs`: redirected relatively, so the page still finds `openapi.json` next to
+/// it behind a proxy that adds a path prefix.
+async fn docs_slash() -> HttpResponse {
+    HttpResponse::PermanentRedirect()
+        .insert_header(("Location", "../docs"))
+        .finish()
 }
 
 async fn metrics(state: web::Data<AppState>) -> HttpResponse {

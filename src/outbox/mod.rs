@@ -136,7 +136,11 @@ impl Outbox {
                 if next == NextStep::Dead {
                     tracing::error!(error = %err, failures, "event dead-lettered");
                 } else {
-                    tracing::warn!(error = %err, failures, ?next, "delivery failed; will retry");
+                    let at = match next {
+                        NextStep::RetryAt(ms) => crate::clock::rfc3339_ms(ms),
+                        _ => String::new(),
+                    };
+                    tracing::warn!(error = %err, failures, next = %at, "delivery failed; will retry");
                 }
                 let attempt = Attempt {
                     at_ms,

@@ -15,6 +15,11 @@
 //! - [`validate`]: `fast-seller validate` ([`validate()`]), protocol invariants for any seller.
 //! - [`junit`]: JUnit XML for CI (each report renders its own suites).
 
+/// In the Fast ids of the orders `replay` and `validate` create (`F-fs-test-…`,
+/// `fs-test-…`): they stay in a `--target` server's store, and `orders list
+/// --no-test-orders` leaves them out.
+pub const TEST_ORDER_MARK: &str = "fs-test-";
+
 pub mod bind;
 pub mod compare;
 pub mod format;

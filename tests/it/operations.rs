@@ -152,6 +152,10 @@ async fn the_openapi_document_matches_the_routes_and_the_docs_page_is_offline() 
         !html.contains("https://"),
         "the docs page must work offline (no CDN)"
     );
+    // With a trailing slash: the same page (reqwest follows the redirect).
+    let slash = app.get("/docs/").await;
+    assert_eq!(slash.status, 200, "/docs/ answers like /docs");
+    assert_eq!(String::from_utf8(slash.bytes).unwrap(), html);
 }
 
 /// `serve --record DIR` writes what Fast sent and what we answered as tapes, without the

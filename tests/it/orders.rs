@@ -974,11 +974,20 @@ async fn orders_are_listed_filtered_and_paged() {
 
 /// Runs `fast-seller orders <args>` against `app`; returns (exit code, stdout, stderr).
 async fn orders_cli(app: &TestApp, args: &[&str]) -> (i32, String, String) {
+    orders_cli_with(&app.base, args, Some(ADMIN_TOKEN)).await
+}
+
+/// Runs `fast-seller orders <args> --url base` with `token` as FAST_SELLER_ADMIN_TOKEN.
+async fn orders_cli_with(base: &str, args: &[&str], token: Option<&str>) -> (i32, String, String) {
     let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_fast-seller"));
     cmd.arg("orders")
         .args(args)
-        .args(["--url", &app.base])
-        .env("FAST_SELLER_ADMIN_TOKEN", ADMIN_TOKEN);
+        .args(["--url", base])
+        .env_remove("FAST_SELLER_ADMIN_TOKEN")
+        .stdin(std::process::Stdio::null());
+    if let Some(token) = token {
+        cmd.env("FAST_SELLER_ADMIN_TOKEN", token);
+    }
     let out = tokio::task::spawn_blocking(move || cmd.output())
         .await
         .unwrap()
@@ -1000,7 +1009,7 @@ async fn the_orders_commands_drive_the_merchant_api() {
     let (fake, app) = with_booked_order("F-CLI").await;
 
     let list = cli_json(
-        &orders_cli(&app, &["list", "--status", "booked"]).await,
+        &orders_cli(&app, &["list", "--status", "booked", "--json"]).await,
         "list",
     );
     assert_eq!(list["orders"][0]["id"], "F-CLI");
@@ -1248,4 +1257,76 @@ async fn the_merchant_scope_is_no_app_id_for_fast() {
         json!([]),
         "Fast's endpoints keep details: []"
     );
+}
+
+/// A whole-order cancel from the command line needs a reason (the error lists them) and a
+/// confirmation; `list` prints a table; token problems say where the problem is.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_confirms_whole_order_cancels_and_names_token_problems() {
+    let (_fake, app) = with_booked_order("F-CONF").await;
+    let no_reason = orders_cli(&app, &["cancel", "F-CONF"]).await;
+    assert_eq!(no_reason.0, 1, "{no_reason:?}");
+    assert!(
+        no_reason.2.contains("needs --reason") && no_reason.2.contains("customer_initiated"),
+        "{}",
+        no_reason.2
+    );
+    let no_yes = orders_cli(&app, &["cancel", "F-CONF", "--reason", "no_stock"]).await;
+    assert_eq!(no_yes.0, 1);
+    assert!(no_yes.2.contains("needs --yes"), "{}", no_yes.2);
+    let bogus = orders_cli(&app, &["cancel", "F-CONF", "--reason", "bogus", "--yes"]).await;
+    assert_eq!(bogus.0, 1);
+    assert!(
+        bogus.2.contains("not a cancel reason") && bogus.2.contains("no_stock"),
+        "{}",
+        bogus.2
+    );
+
+    let table = orders_cli(&app, &["list"]).await;
+    assert_eq!(table.0, 0, "{}", table.2);
+    let mut lines = table.1.lines();
+    let header: Vec<&str> = lines
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .collect();
+    assert_eq!(header[..3], ["ID", "SELLER", "ID"], "{}", table.1);
+    let row = lines.next().unwrap_or_default();
+    assert!(
+        row.starts_with("F-CONF ") && row.contains(" booked "),
+        "{}",
+        table.1
+    );
+
+    let canceled = cli_json(
+        &orders_cli(&app, &["cancel", "F-CONF", "--reason", "no_stock", "--yes"]).await,
+        "cancel --yes",
+    );
+    assert_eq!(canceled["status"], "ORDER_STATUS_CANCELED");
+
+    let unset = orders_cli_with(&app.base, &["list"], None).await;
+    assert_eq!(unset.0, 1);
+    assert!(
+        unset.2.contains("FAST_SELLER_ADMIN_TOKEN is not set here"),
+        "{}",
+        unset.2
+    );
+    let wrong = orders_cli_with(&app.base, &["list"], Some("not-the-token-at-all")).await;
+    assert_eq!(wrong.0, 1);
+    assert!(wrong.2.contains("refused the token"), "{}", wrong.2);
+    let off = crate::helpers::spawn_app().await;
+    let disabled = orders_cli_with(&off.base, &["list"], Some(ADMIN_TOKEN)).await;
+    assert_eq!(disabled.0, 1);
+    assert!(
+        disabled.2.contains("has no FAST_SELLER_ADMIN_TOKEN"),
+        "{}",
+        disabled.2
+    );
+    for out in [&unset, &wrong, &disabled] {
+        assert!(
+            !out.2.contains("--url"),
+            "no flag the user did not pass: {}",
+            out.2
+        );
+    }
 }

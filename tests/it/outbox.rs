@@ -1607,3 +1607,43 @@ async fn delivered_events_are_pruned_after_their_retention_and_store_stats_show_
     assert!(stats["disk_bytes"].as_u64().unwrap_or(0) > 0, "{stats}");
     assert!(stats["space_amplification"].as_f64().is_some(), "{stats}");
 }
+
+/// `outbox list` on a stopped server's data directory: a compact table by default (one
+/// event a line), the records whole with `--json`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outbox_list_prints_a_table_or_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = spawn_app_in(dir.path(), |_| {}).await;
+    assert_eq!(convert(&app, "F-TABLE").await.status, 200);
+    app.stop().await;
+    let run = |json: bool| {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_fast-seller"));
+        cmd.args(["outbox", "list", "--data-dir"])
+            .arg(dir.path())
+            .env_remove("FAST_SELLER_ADMIN_URL");
+        if json {
+            cmd.arg("--json");
+        }
+        let out = cmd.output().expect("the binary runs");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let table = run(false);
+    let lines: Vec<&str> = table.lines().collect();
+    assert!(
+        lines[0].starts_with("ID ") && lines[0].contains("NEXT ATTEMPT"),
+        "{table}"
+    );
+    assert_eq!(lines.len(), 2, "a header and one event: {table}");
+    assert!(
+        lines[1].contains("F-TABLE") && lines[1].contains("order.converted"),
+        "{table}"
+    );
+    let json: Value = serde_json::from_str(&run(true)).expect("--json prints JSON");
+    assert_eq!(json["events"][0]["order_id"], "F-TABLE");
+    assert!(json["events"][0]["event"].is_object(), "the whole record");
+}

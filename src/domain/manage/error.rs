@@ -92,7 +92,7 @@ pub enum ManageError {
     InvalidDate { value: String },
     #[error("{field}: {message}")]
     InvalidField { field: String, message: String },
-    #[error("payment was already cleared for capture (at {at_ms} ms)")]
+    #[error("payment was already cleared for capture (at {})", crate::clock::rfc3339_ms(*at_ms))]
     AlreadyCaptured { at_ms: u64 },
 }
 

@@ -382,7 +382,12 @@ async fn run_tape(
 /// after those its answers already use.
 fn bindings_for(tape: &Tape) -> Bindings {
     let token = uuid::Uuid::new_v4().simple().to_string();
-    let mut bindings = Bindings::new(token.get(..10).unwrap_or(&token));
+    let token = format!(
+        "{}{}",
+        crate::tapes::TEST_ORDER_MARK,
+        token.get(..10).unwrap_or(&token)
+    );
+    let mut bindings = Bindings::new(&token);
     for step in &tape.steps {
         let mut labels = Vec::new();
         if let Some(b) = step.response.as_ref().and_then(|r| r.body.as_ref()) {

@@ -183,7 +183,7 @@ pub async fn validate(target: &str, options: ValidateOptions) -> Result<Validate
             client: &client,
             base: target,
             opts: &options,
-            fast_id: format!("fsv-{run}-{}", n + 1),
+            fast_id: format!("{}{run}-{}", crate::tapes::TEST_ORDER_MARK, n + 1),
             requests: 0,
             checks: Vec::new(),
             seller_id: None,
