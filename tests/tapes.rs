@@ -988,7 +988,7 @@ async fn validate_names_the_broken_invariant_of_a_wrong_server() {
         (
             Breakage::NoRequestIdEcho,
             "request_id_echo",
-            "FAIL create: request_id_echo: request_id \"fsv-",
+            "FAIL create: request_id_echo: request_id \"fs-test-",
         ),
         (
             Breakage::DuplicateLineOnReplay,

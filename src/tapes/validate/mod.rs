@@ -4,7 +4,7 @@
 //! The flows are those of Fast's old direct-integration validator (`new_user`, `create_cart`,
 //! `read_cart`, `update_bill_to`, `update_shipment_contact`, `update_shipping_option`,
 //! `convert_cart_to_order`) plus `delete`. Each flow starts its own cart (Fast order id
-//! `fsv-<run>-<n>`), so flows are independent and the run can be repeated.
+//! `fs-test-<run>-<n>`), so flows are independent and the run can be repeated.
 //!
 //! Every check names its invariant (the `INV_*` constants). `FAIL` checks break the
 //! protocol as Fast relies on it; `WARN` checks are conventions sellers differ on (for
