@@ -277,7 +277,7 @@ fn shown(s: &Settings, key: &str, cli: &RawSettings, file: Option<&RawSettings>)
                 Some(_) if config::is_secret(other) => "<redacted>".into(),
                 Some(v) if v.contains('@') => "<redacted>".into(),
                 Some(v) => v.to_string(),
-                None => "(default)".into(),
+                None => "-".into(),
             }
         }
     }

@@ -42,13 +42,16 @@ impl ServeArgs {
 /// `--config` file) only, so they never appear in `ps` or a shell history.
 pub const SECRETS_HELP: &str = "\
 Secrets (environment or --config file only, never flags):
-  FAST_SELLER_HMAC_SECRETS    whsec_… secrets Fast signs with, comma-separated (--auth hmac;
-                              list two during a rotation)
-  FAST_SELLER_WEBHOOK_SECRET  whsec_… secret that signs what --backend webhook sends
-  FAST_SELLER_ADMIN_TOKEN     bearer token of /admin/v1, at least 16 characters (the admin
-                              API and the orders commands are off without it)
-  FAST_SELLER_FAST_API_TOKEN  X-Fast-App-Auth token of this server's calls to Fast (cancels,
-                              refunds, business events wait in the outbox without it)
+  FAST_SELLER_HMAC_SECRETS      whsec_… secrets Fast signs with, comma-separated
+                                (--auth hmac; list two during a rotation)
+  FAST_SELLER_WEBHOOK_SECRET    whsec_… secret that signs what --backend webhook sends
+  FAST_SELLER_ADMIN_TOKEN       bearer token of /admin/v1, at least 16 characters (the
+                                admin API and the orders commands are off without it)
+  FAST_SELLER_FAST_API_TOKEN    X-Fast-App-Auth token of this server's calls to Fast
+                                (cancels, refunds, business events wait without it)
+  FAST_SELLER_VENDURE_API_KEY   Vendure Admin API key (--backend vendure), or instead
+  FAST_SELLER_VENDURE_USERNAME  a Vendure administrator's user name
+  FAST_SELLER_VENDURE_PASSWORD  and password
 
 `fast-seller config check` (same flags) shows the effective settings and where each came from.";
 
