@@ -447,7 +447,18 @@ fn read_capped(path: &std::path::Path) -> Result<Vec<u8>, JwksError> {
 }
 
 async fn fetch_url(client: &reqwest::Client, url: &str) -> Result<Vec<u8>, JwksError> {
-    let http = |e: reqwest::Error| JwksError::Http(e.without_url().to_string());
+    // reqwest's own text is "error sending request"; the cause ("Connection refused", a
+    // DNS failure, a TLS error) is in its sources. The URL is left out (it may hold secrets).
+    let http = |e: reqwest::Error| {
+        let e = e.without_url();
+        let mut text = e.to_string();
+        let mut source = std::error::Error::source(&e);
+        while let Some(cause) = source {
+            text = format!("{text}: {cause}");
+            source = cause.source();
+        }
+        JwksError::Http(text)
+    };
     let mut response = client
         .get(url)
         .header(reqwest::header::ACCEPT, "application/json")
