@@ -126,7 +126,7 @@ impl Application {
         let wake = Arc::new(Notify::new());
         let metrics =
             Arc::new(Metrics::new().map_err(|e| StartupError::Server(std::io::Error::other(e)))?);
-        let service = Arc::new(Service::new(
+        let service = Service::new(
             store.clone(),
             catalog.clone(),
             clock.clone(),
@@ -138,7 +138,11 @@ impl Application {
             },
             wake.clone(),
             metrics.clone(),
-        ));
+        );
+        let service = Arc::new(match &platform {
+            Some(bridge) => service.with_platform(bridge.clone()),
+            None => service,
+        });
         let backend = build_backend(&settings, clock.clone(), platform.clone()).await?;
         let clock_for_refresh = clock.clone();
         let fast = FastClient::new(

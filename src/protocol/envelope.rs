@@ -79,6 +79,44 @@ pub struct ReadRequest {
     pub header: Header,
     #[serde(default)]
     pub order: Option<OrderLookup>,
+    /// `ENTITY_TYPE_USER`: the shopper to look up.
+    #[serde(default)]
+    pub user: Option<UserLookup>,
+}
+
+/// The `user` segment of a read: a shopper by e-mail (or the seller's user id).
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct UserLookup {
+    #[serde(default)]
+    pub email: Option<String>,
+    #[serde(default)]
+    pub external_user_id: Option<String>,
+}
+
+/// Fast's `User`, as a read of `ENTITY_TYPE_USER` answers it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct User {
+    pub external_user_id: String,
+    pub email: String,
+    pub first_name: String,
+    pub last_name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub phone: Option<String>,
+}
+
+/// Answer of the user read: `{type, request_id, user: {user}}`.
+#[derive(Debug, Clone, Serialize)]
+pub struct UserResponse<'a> {
+    #[serde(rename = "type")]
+    pub entity_type: EntityType,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<&'a Id>,
+    pub user: UserSegment,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct UserSegment {
+    pub user: User,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -6,12 +6,13 @@ use super::idempotency::Stamp;
 use super::records::{encode, Loaded, StoredOrder};
 use super::unit_of_work::{retry_on_conflict, Begin, Change};
 use super::{Caller, Reply, Service, ServiceError};
+use crate::domain::ErrorKind;
 use crate::domain::{self, IdSource};
 use crate::metrics::Metrics;
 use crate::protocol::{
     CreateRequest, DeleteRequest, EntityType, FastOrder, FastRequest, Header, Id, OrderResponse,
     OrderResponseSegment, OrderStatus, ReadRequest, SegmentStatus, ShippingZone,
-    ShippingZonesResponse, ShippingZonesSegment, UpdateRequest, Verb,
+    ShippingZonesResponse, ShippingZonesSegment, UpdateRequest, UserResponse, UserSegment, Verb,
 };
 use crate::store::Commit;
 use serde_json::Value;
@@ -172,11 +173,48 @@ impl Service {
                     order_response(req.header.request_id.as_ref(), &loaded.stored.order, None)?;
                 Ok(Reply::ok(body))
             }
+            EntityType::User if self.platform.is_some() => self.read_user(&req).await,
             other => Err(ServiceError::Unimplemented(format!(
                 "read of {} is not supported",
                 other.name()
             ))),
         }
+    }
+
+    /// A shopper by e-mail, from the commerce platform.
+    async fn read_user(&self, req: &ReadRequest) -> Result<Reply, ServiceError> {
+        let Some(platform) = &self.platform else {
+            return Err(ServiceError::Unimplemented(
+                "read of ENTITY_TYPE_USER needs a commerce platform (--backend vendure)".into(),
+            ));
+        };
+        let email = req
+            .user
+            .as_ref()
+            .and_then(|u| u.email.as_deref())
+            .map(str::trim)
+            .filter(|e| !e.is_empty())
+            .ok_or_else(|| {
+                ServiceError::invalid("user_email_missing", "user: email is required")
+            })?;
+        let user = platform
+            .customer_by_email(email)
+            .await
+            .map_err(|e| ServiceError::Refused {
+                kind: ErrorKind::Unavailable,
+                code: "platform_unavailable",
+                message: format!("{} cannot be asked now: {e}", platform.name()),
+            })?
+            .ok_or_else(|| ServiceError::Refused {
+                kind: ErrorKind::NotFound,
+                code: "user_not_found",
+                message: format!("no {} customer with this e-mail address", platform.name()),
+            })?;
+        Ok(Reply::ok(encode(&UserResponse {
+            entity_type: EntityType::User,
+            request_id: req.header.request_id.as_ref(),
+            user: UserSegment { user },
+        })?))
     }
 
     /// `POST /fast/v1/update`: merges the incremental segments into the stored order.

@@ -9,6 +9,7 @@ mod checkout;
 mod error;
 mod idempotency;
 pub mod orders;
+pub mod platform;
 mod records;
 mod retention;
 mod unit_of_work;
@@ -22,6 +23,7 @@ use crate::clock::Clock;
 use crate::domain::limits::Limits;
 use crate::metrics::Metrics;
 use crate::store::{IdempotencyKey, Store};
+use platform::Platform;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Notify;
@@ -80,6 +82,8 @@ impl Default for ServiceSettings {
 pub struct Service {
     store: Arc<dyn Store>,
     catalog: Arc<SharedCatalog>,
+    /// The commerce platform, when there is one (`--backend vendure`).
+    platform: Option<Arc<dyn Platform>>,
     clock: Arc<dyn Clock>,
     settings: ServiceSettings,
     in_flight: KeyedLocks<IdempotencyKey>,
@@ -101,6 +105,7 @@ impl Service {
         Service {
             store,
             catalog,
+            platform: None,
             clock,
             settings,
             in_flight: KeyedLocks::default(),
@@ -112,6 +117,12 @@ impl Service {
 
     pub fn store(&self) -> &Arc<dyn Store> {
         &self.store
+    }
+
+    /// Answers what Fast asks of the commerce platform (a shopper by e-mail) from `platform`.
+    pub fn with_platform(mut self, platform: Arc<dyn Platform>) -> Service {
+        self.platform = Some(platform);
+        self
     }
 
     /// The catalog carts are priced with.

@@ -8,7 +8,8 @@ use super::snapshot::{Snapshot, SnapshotError};
 use super::{VendureClient, VendureError};
 use crate::backend::{CommerceBackend, Delivered, DeliveryError, Event};
 use crate::domain::{Catalog, CatalogError};
-use crate::protocol::{Address as FastAddress, FastOrder, Money};
+use crate::protocol::{Address as FastAddress, FastOrder, Money, User};
+use crate::service::platform::{Platform, PlatformError};
 use async_trait::async_trait;
 use rust_decimal::Decimal;
 use serde::Deserialize;
@@ -22,7 +23,7 @@ pub const PLACEMENT_TIMEOUT: Duration = Duration::from_secs(120);
 /// Deliveries in flight at once with this backend (at most): Vendure works through each
 /// order's calls in sequence, and many placements at once only make each one slower (with the
 /// embedded sql.js database it is one thread), until they all miss [`PLACEMENT_TIMEOUT`].
-pub const PLACEMENTS_AT_ONCE: usize = 4;
+pub const PLACEMENTS_AT_ONCE: usize = 2;
 
 /// Why the catalog could not be read or used.
 #[derive(Debug, thiserror::Error)]
@@ -133,6 +134,28 @@ fn delivery_error(e: VendureError) -> DeliveryError {
             detail,
             status: None,
         },
+    }
+}
+
+#[async_trait]
+impl Platform for VendureBridge {
+    fn name(&self) -> &'static str {
+        "Vendure"
+    }
+
+    async fn customer_by_email(&self, email: &str) -> Result<Option<User>, PlatformError> {
+        let found = self
+            .client
+            .customer_by_email(email)
+            .await
+            .map_err(|e| PlatformError(e.to_string()))?;
+        Ok(found.map(|c| User {
+            external_user_id: c.id,
+            email: c.email,
+            first_name: c.first_name,
+            last_name: c.last_name,
+            phone: c.phone_number.filter(|p| !p.is_empty()),
+        }))
     }
 }
 
