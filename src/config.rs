@@ -382,7 +382,7 @@ raw_settings! {
         vendure_url = "FAST_SELLER_VENDURE_URL",
         /// Vendure channel token (default: the default channel)
         vendure_channel_token = "FAST_SELLER_VENDURE_CHANNEL_TOKEN",
-        /// The Vendure server's tax zone strategy: address | channel [default: address]
+        /// The Vendure server's tax zone strategy: auto | address | channel [default: auto]
         vendure_tax_zone = "FAST_SELLER_VENDURE_TAX_ZONE",
         /// Code of the Vendure payment method Fast's payments are recorded with [default: fast]
         vendure_payment_method = "FAST_SELLER_VENDURE_PAYMENT_METHOD",

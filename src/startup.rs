@@ -369,8 +369,9 @@ pub fn platform(settings: &Settings) -> Result<Option<Arc<VendureBridge>>, Start
     let client = VendureClient::new(v.url.clone(), auth, v.channel_token.clone())
         .map_err(|e| StartupError::Backend(e.to_string()))?;
     let strategy = match v.tax_zone {
-        VendureTaxZone::Address => TaxZoneStrategy::Address,
-        VendureTaxZone::Channel => TaxZoneStrategy::Channel,
+        VendureTaxZone::Auto => None,
+        VendureTaxZone::Address => Some(TaxZoneStrategy::Address),
+        VendureTaxZone::Channel => Some(TaxZoneStrategy::Channel),
     };
     Ok(Some(Arc::new(VendureBridge::new(
         client,

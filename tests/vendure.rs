@@ -793,6 +793,15 @@ async fn through_fast_seller(vendure: &mut Vendure, key: &str) {
         .await
         .unwrap();
     assert_eq!(ready["catalog"]["source"], "vendure", "{ready}");
+    // The demo server taxes by the address's zone; --vendure-tax-zone auto found that out.
+    assert!(
+        server
+            .output()
+            .contains("tax zone strategy, found out with a draft order")
+            && server.output().contains("Address"),
+        "{}",
+        server.output()
+    );
 
     let run = std::process::id();
     let t0 = Instant::now();

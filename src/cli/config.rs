@@ -211,6 +211,7 @@ fn shown(s: &Settings, key: &str, cli: &RawSettings, file: Option<&RawSettings>)
         ),
         "vendure_tax_zone" => s.vendure.as_ref().map_or("-".into(), |v| {
             match v.tax_zone {
+                VendureTaxZone::Auto => "auto",
                 VendureTaxZone::Address => "address",
                 VendureTaxZone::Channel => "channel",
             }

@@ -16,6 +16,8 @@ pub enum VendureCredentials {
 /// Which zone taxes an order, as the Vendure server's `TaxZoneStrategy` decides.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum VendureTaxZone {
+    /// Found out at the first catalog read, with a throwaway draft order.
+    Auto,
     /// `AddressBasedTaxZoneStrategy`: the zone of the order's country.
     Address,
     /// `DefaultTaxZoneStrategy` (Vendure's default): always the channel's default zone.
@@ -98,11 +100,12 @@ pub(super) fn resolve(
         tax_zone: value(
             "vendure_tax_zone",
             given.tax_zone,
-            VendureTaxZone::Address,
+            VendureTaxZone::Auto,
             |v| match v {
+                "auto" => Ok(VendureTaxZone::Auto),
                 "address" => Ok(VendureTaxZone::Address),
                 "channel" => Ok(VendureTaxZone::Channel),
-                _ => Err("expected address or channel".into()),
+                _ => Err("expected auto, address or channel".into()),
             },
         )?,
         payment_method: value(

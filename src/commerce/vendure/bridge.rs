@@ -2,7 +2,7 @@
 //! outbox's events carried into Vendure: a conversion becomes one Vendure order, placed
 //! idempotently by Fast order id.
 
-use super::catalog::TaxZoneStrategy;
+use super::catalog::{TaxZoneStrategy, VendureCatalog};
 use super::orders::{Address, Customer, OrderLine, PlaceOrder, Placed};
 use super::snapshot::{Snapshot, SnapshotError};
 use super::{VendureClient, VendureError};
@@ -38,7 +38,9 @@ pub enum SyncError {
 
 pub struct VendureBridge {
     client: VendureClient,
-    strategy: TaxZoneStrategy,
+    /// As configured; `None`: found out at the first read (then kept in `detected`).
+    strategy: Option<TaxZoneStrategy>,
+    detected: std::sync::Mutex<Option<TaxZoneStrategy>>,
     payment_method: String,
     data_dir: PathBuf,
 }
@@ -52,13 +54,14 @@ pub struct Synced {
 impl VendureBridge {
     pub fn new(
         client: VendureClient,
-        strategy: TaxZoneStrategy,
+        strategy: Option<TaxZoneStrategy>,
         payment_method: String,
         data_dir: PathBuf,
     ) -> VendureBridge {
         VendureBridge {
             client,
             strategy,
+            detected: std::sync::Mutex::new(None),
             payment_method,
             data_dir,
         }
@@ -71,11 +74,13 @@ impl VendureBridge {
         for u in &catalog.unmapped {
             tracing::warn!(what = %u.what, why = %u.why, "not mapped from Vendure");
         }
+        let strategy = self.strategy_for(&catalog).await?;
         let snapshot = Snapshot {
             fetched_at_ms: now_ms,
             catalog,
+            tax_zone: Some(strategy),
         };
-        let mapped = snapshot.catalog.to_catalog(self.strategy)?;
+        let mapped = snapshot.catalog.to_catalog(strategy)?;
         Ok(Synced {
             catalog: mapped,
             snapshot,
@@ -95,8 +100,34 @@ impl VendureBridge {
         let Some(snapshot) = Snapshot::load(&self.data_dir)? else {
             return Ok(None);
         };
-        let catalog = snapshot.catalog.to_catalog(self.strategy)?;
+        let strategy = self
+            .strategy
+            .or(snapshot.tax_zone)
+            .unwrap_or(TaxZoneStrategy::Address);
+        let catalog = snapshot.catalog.to_catalog(strategy)?;
         Ok(Some(Synced { catalog, snapshot }))
+    }
+
+    /// The configured strategy, else the one found out earlier, else a probe's (once per
+    /// process: the probe makes and deletes a draft order).
+    async fn strategy_for(&self, catalog: &VendureCatalog) -> Result<TaxZoneStrategy, SyncError> {
+        if let Some(s) = self.strategy.or(self.remembered()) {
+            return Ok(s);
+        }
+        let found = self.client.probe_tax_zone(catalog).await?;
+        let strategy = found.unwrap_or(TaxZoneStrategy::Address);
+        match found {
+            Some(s) => tracing::info!(strategy = ?s, "Vendure's tax zone strategy, found out with a draft order"),
+            None => tracing::info!("no variant is taxed differently outside the default zone: the tax zone strategy makes no difference"),
+        }
+        if let Ok(mut d) = self.detected.lock() {
+            *d = Some(strategy);
+        }
+        Ok(strategy)
+    }
+
+    fn remembered(&self) -> Option<TaxZoneStrategy> {
+        self.detected.lock().ok().and_then(|d| *d)
     }
 
     async fn place(&self, order: &FastOrder) -> Result<Placed, DeliveryError> {

@@ -16,7 +16,7 @@ use std::collections::BTreeMap;
 use std::str::FromStr;
 
 /// Which zone taxes an order (the server's `TaxZoneStrategy`; the Admin API does not say).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum TaxZoneStrategy {
     /// `AddressBasedTaxZoneStrategy`: the zone of the shipping address's country.
     Address,

@@ -8,6 +8,7 @@ mod bridge;
 mod catalog;
 mod client;
 mod orders;
+mod probe;
 mod snapshot;
 
 pub use bridge::{SyncError, Synced, VendureBridge, PLACEMENTS_AT_ONCE, PLACEMENT_TIMEOUT};

@@ -20,6 +20,9 @@ pub const SNAPSHOT_FILE: &str = "vendure-catalog.json";
 pub struct Snapshot {
     pub fetched_at_ms: u64,
     pub catalog: VendureCatalog,
+    /// The server's strategy as configured or found out (absent in older snapshots).
+    #[serde(default)]
+    pub tax_zone: Option<TaxZoneStrategy>,
 }
 
 #[derive(Debug, thiserror::Error)]
