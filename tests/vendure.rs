@@ -140,6 +140,21 @@ impl Admin {
         }
     }
 
+    /// An enabled promotion with this coupon code.
+    async fn create_promotion(&self, code: &str, conditions: Value, actions: Value) {
+        let created = self
+            .gql(
+                "mutation($i: CreatePromotionInput!) { createPromotion(input: $i) { __typename ... on ErrorResult { message } } }",
+                json!({ "i": { "enabled": true, "couponCode": code, "conditions": conditions, "actions": actions,
+                               "translations": [{ "languageCode": "en", "name": code }] } }),
+            )
+            .await;
+        assert_eq!(
+            created["createPromotion"]["__typename"], "Promotion",
+            "{created}"
+        );
+    }
+
     async fn gql(&self, query: &str, variables: Value) -> Value {
         let body: Value = self
             .http
@@ -227,17 +242,7 @@ async fn cases(url: &str) -> String {
             json!([{ "code": "facet_based_discount", "arguments": [{ "name": "discount", "value": "10" }, { "name": "facets", "value": "[\"1\"]" }] }]),
         ),
     ] {
-        let created = admin
-            .gql(
-                "mutation($i: CreatePromotionInput!) { createPromotion(input: $i) { __typename ... on ErrorResult { message } } }",
-                json!({ "i": { "enabled": true, "couponCode": code, "conditions": conditions, "actions": actions,
-                               "translations": [{ "languageCode": "en", "name": code }] } }),
-            )
-            .await;
-        assert_eq!(
-            created["createPromotion"]["__typename"], "Promotion",
-            "{created}"
-        );
+        admin.create_promotion(code, conditions, actions).await;
     }
 
     let by_key = VendureClient::new(url, Auth::ApiKey(key.clone()), None).unwrap();
@@ -526,17 +531,7 @@ async fn vary_tax_and_promotions(admin: &Admin) {
             json!([{ "code": "products_percentage_discount", "arguments": [{ "name": "discount", "value": "25" }, { "name": "productVariantIds", "value": "[\"1\",\"5\",\"20\"]" }] }]),
         ),
     ] {
-        let created = admin
-            .gql(
-                "mutation($i: CreatePromotionInput!) { createPromotion(input: $i) { __typename } }",
-                json!({ "i": { "enabled": true, "couponCode": code, "conditions": conditions, "actions": actions,
-                               "translations": [{ "languageCode": "en", "name": code }] } }),
-            )
-            .await;
-        assert_eq!(
-            created["createPromotion"]["__typename"], "Promotion",
-            "{created}"
-        );
+        admin.create_promotion(code, conditions, actions).await;
     }
 }
 

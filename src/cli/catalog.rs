@@ -7,9 +7,9 @@ use super::{fail, CommandError};
 use crate::clock::{rfc3339_ms, Clock, SystemClock};
 use crate::commerce::vendure::{Snapshot, Synced, VendureCatalog};
 use crate::config::Settings;
+use crate::domain::vendure_pricing::amount as minor;
 use crate::domain::Catalog;
 use clap::Subcommand;
-use rust_decimal::Decimal;
 use std::fmt::Write;
 
 #[derive(Debug, Subcommand)]
@@ -133,10 +133,6 @@ fn show(args: &ShowArgs) -> Result<String, CommandError> {
     }
     let catalog = crate::catalog::load(settings.catalog.as_deref()).map_err(fail)?;
     Ok(file_table(&catalog))
-}
-
-fn minor(m: i64) -> Decimal {
-    Decimal::new(m, 2)
 }
 
 /// The stored Vendure snapshot as compact tables.

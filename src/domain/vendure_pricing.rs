@@ -11,6 +11,11 @@
 use rust_decimal::Decimal;
 use std::collections::BTreeMap;
 
+/// Minor units as a decimal amount (Vendure's default `MoneyStrategy`: precision 2).
+pub fn amount(minor: i64) -> Decimal {
+    Decimal::new(minor, 2)
+}
+
 /// Whether a flat-rate shipping price includes its tax (`includesTax` of Vendure's
 /// `default-shipping-calculator`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]

@@ -88,6 +88,18 @@ pub struct OrderLine {
     pub extra: Extra,
 }
 
+impl FastOrder {
+    /// The shopper's e-mail: the billing address's, else the order's own `email` field.
+    pub fn email(&self) -> Option<String> {
+        self.bill_to
+            .extra
+            .get("email")
+            .or_else(|| self.extra.get("email"))
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+    }
+}
+
 /// `OrderAddress` (and the identical `AddressUpdate`). Only what pricing needs is typed.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Address {

@@ -160,16 +160,6 @@ struct Applied {
     result: Value,
 }
 
-fn email_of(order: &FastOrder) -> Option<String> {
-    order
-        .bill_to
-        .extra
-        .get("email")
-        .or_else(|| order.extra.get("email"))
-        .and_then(Value::as_str)
-        .map(str::to_owned)
-}
-
 fn to_value<T: Serialize>(value: &T) -> Result<Value, ServiceError> {
     serde_json::to_value(value).map_err(|e| ServiceError::Internal(format!("encoding: {e}")))
 }
@@ -258,7 +248,7 @@ impl Loaded {
             id: self.record.id.clone(),
             external_id: order.external_id.clone(),
             status: status_of(order),
-            email: email_of(order),
+            email: order.email(),
             currency_code: order.currency_code.clone(),
             total_amount: order.total_amount.unwrap_or_default(),
             version: self.record.version,
@@ -280,7 +270,7 @@ impl Loaded {
             return true;
         };
         let mut fields = [
-            email_of(order),
+            order.email(),
             order.external_id.clone(),
             Some(self.record.id.clone()),
         ]

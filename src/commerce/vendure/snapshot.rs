@@ -4,8 +4,8 @@
 //! so that start-up and Fast's calls work while Vendure is down.
 
 use super::catalog::{TaxZoneStrategy, VendureCatalog};
+use crate::domain::vendure_pricing::amount;
 use crate::domain::{Catalog, CatalogError};
-use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 use std::collections::BTreeMap;
@@ -77,11 +77,6 @@ impl Snapshot {
                 message: e.to_string(),
             })
     }
-}
-
-/// Minor units (precision 2, the only one supported) as a decimal amount.
-fn amount(minor: i64) -> Decimal {
-    Decimal::new(minor, 2)
 }
 
 impl VendureCatalog {

@@ -3,17 +3,12 @@
 //! tax-exclusive fields so that the order's `total_amount` is Vendure's `totalWithTax`.
 
 use super::{choose, round, set_line_money, set_totals, sync_plan_lines, Sums};
-use crate::domain::vendure_pricing::{price_order, Cart, PriceBook, PricedOrder};
+use crate::domain::vendure_pricing::{amount as money, price_order, Cart, PriceBook, PricedOrder};
 use crate::protocol::{
     DiscountOrigin, DiscountType, FastOrder, Id, Money, OrderDiscount, ShippingOption,
     ShippingOptionType,
 };
 use rust_decimal::Decimal;
-
-/// Minor units (Vendure's default precision 2) as a decimal amount.
-fn money(minor: i64) -> Decimal {
-    Decimal::new(minor, 2)
-}
 
 /// A promotion as the order shows it: the coupon code (a coupon) or the promotion's name
 /// (automatic).

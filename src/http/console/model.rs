@@ -74,16 +74,6 @@ pub fn shopper_name(order: &FastOrder) -> Option<String> {
     (!name.is_empty()).then_some(name)
 }
 
-fn email(order: &FastOrder) -> Option<String> {
-    order
-        .bill_to
-        .extra
-        .get("email")
-        .or_else(|| order.extra.get("email"))
-        .and_then(Value::as_str)
-        .map(str::to_owned)
-}
-
 /// One row of the orders list.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OrderRow {
@@ -353,7 +343,7 @@ impl OrderPage {
             status: status_label(detail.status),
             status_key: status_key(detail.status),
             shopper: shopper_name(order).unwrap_or_default(),
-            email: email(order).unwrap_or_default(),
+            email: order.email().unwrap_or_default(),
             created: time(detail.created_at_ms),
             updated: time(detail.updated_at_ms),
             lines,
