@@ -104,6 +104,7 @@ mod fast;
 mod fulfil;
 mod ledger;
 mod money;
+mod payment;
 mod refund;
 #[cfg(test)]
 mod tests;
@@ -121,6 +122,7 @@ pub use fast::{
 };
 pub use fulfil::{capture, fulfil, FulfilOutcome, FulfilRequest, Fulfilment};
 pub use ledger::{Ledger, LineLedger};
+pub use payment::{payment, record_charge, Charge, Payment};
 pub use refund::{
     calculation_for_total, refund_calculate, refund_create, Refund, RefundCalculation,
     RefundLineCalc, RefundLineRequest, RefundRequest, RefundTotals, ShippingRefund,

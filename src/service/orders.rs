@@ -16,7 +16,7 @@ use super::unit_of_work::{Begin, Change};
 use super::{Reply, Service, ServiceError};
 use crate::clock::rfc3339_ms;
 use crate::domain::manage::{
-    self, status_of, Actor, BusinessEventBody, CancelRequest, FulfilRequest, Ledger,
+    self, status_of, Actor, BusinessEventBody, CancelRequest, FulfilRequest, Ledger, Payment,
     RefundCalculation, RefundRequest,
 };
 use crate::metrics::Metrics;
@@ -87,6 +87,8 @@ struct OrderView<'a> {
     created_at: String,
     updated_at: String,
     order: &'a FastOrder,
+    /// What Fast charged and where every cent of it went (kept, canceled, refunded).
+    payment: Payment,
     management: &'a Ledger,
 }
 
@@ -229,6 +231,7 @@ impl Loaded {
             created_at: rfc3339_ms(self.stored.created_at_ms),
             updated_at: rfc3339_ms(self.stored.updated_at_ms),
             order: &self.stored.order,
+            payment: manage::payment(&self.stored.order, &self.stored.ledger),
             management: &self.stored.ledger,
         }
     }

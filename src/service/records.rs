@@ -152,8 +152,11 @@ impl Loaded {
         Ok(Loaded { stored, record })
     }
 
-    /// The next version of this order: `order` with `ledger`, changed at `now_ms`.
+    /// The next version of this order: `order` with `ledger`, changed at `now_ms`. A
+    /// conversion records what Fast charged in the ledger.
     pub(super) fn revised(&self, order: FastOrder, ledger: Ledger, now_ms: u64) -> StoredOrder {
+        let mut ledger = ledger;
+        crate::domain::manage::record_charge(&mut ledger, &self.stored.order, &order, now_ms);
         StoredOrder {
             order,
             created_at_ms: self.stored.created_at_ms,

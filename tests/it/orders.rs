@@ -1330,3 +1330,35 @@ async fn the_cli_confirms_whole_order_cancels_and_names_token_problems() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_payment_ledger_follows_cancels_captures_and_refunds() {
+    let (_fake, app) = with_booked_order("F-PAY").await;
+    let pay = |v: &Value| -> [String; 5] {
+        ["charged", "canceled", "refunded", "kept", "refundable"]
+            .map(|k| money(&v["payment"][k]).to_string())
+    };
+    let shown = ok(&admin(&app, "GET", "/orders/F-PAY", None, &[]).await, "show");
+    assert_eq!(pay(&shown), ["37.52", "0.00", "0.00", "37.52", "37.52"]);
+    assert_eq!(shown["payment"]["currency_code"], "USD");
+    assert!(shown["payment"]["charged_at_ms"].is_u64(), "{shown}");
+    assert_eq!(shown["payment"]["captured"], false);
+
+    // Before capture, refunding an unfulfilled mug cancels it: nothing is refunded.
+    let body = json!({"lines": [{"line_id": "L-1", "quantity": 1, "restock": "cancel"}],
+                      "amount": "13.40"});
+    let r = post_ok(&app, "/orders/F-PAY/refunds", &body).await;
+    assert_eq!(pay(&r), ["37.52", "13.40", "0.00", "24.12", "24.12"]);
+    assert_eq!(money(&r["result"]["canceled"]), "13.40");
+    let c = &r["management"]["cancellations"][0];
+    assert_eq!(c["refund_id"], r["result"]["id"]);
+
+    // After capture the other mug's refund returns its money.
+    post_ok(&app, "/orders/F-PAY/capture", &json!({})).await;
+    let body = json!({"lines": [{"line_id": "L-1", "quantity": 1, "restock": "cancel"}],
+                      "amount": "13.41"});
+    let r = post_ok(&app, "/orders/F-PAY/refunds", &body).await;
+    assert_eq!(pay(&r), ["37.52", "13.40", "13.41", "10.71", "10.71"]);
+    assert_eq!(r["payment"]["captured"], true);
+    assert!(r["result"].get("canceled").is_none(), "{r}");
+}

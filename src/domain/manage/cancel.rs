@@ -11,7 +11,6 @@ use super::{
     MAX_NOTE_LEN, MAX_SHORT_LEN,
 };
 use crate::protocol::{FastOrder, Id, Money, OrderStatus};
-use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
 /// A merchant's cancel.
@@ -80,6 +79,9 @@ pub struct Cancellation {
     pub note: Option<String>,
     pub actor: Actor,
     pub status_after: OrderStatus,
+    /// The refund that canceled these units: a refund of unfulfilled units before capture.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refund_id: Option<String>,
 }
 
 /// What a cancel did.
@@ -114,7 +116,7 @@ pub fn cancel(
 
     let mut after = order.clone();
     let (lines, sum) = cancel_units(&mut after, &mut led, targets);
-    let cancel_total = settle_money(&mut after, order, sum);
+    let cancel_total = settle_money(&mut after, order, &led, sum);
     settle_status(&mut after, &led);
     let status = status_of(&after);
 
@@ -130,6 +132,7 @@ pub fn cancel(
         note: req.note.clone(),
         actor: req.actor.clone(),
         status_after: status,
+        refund_id: None,
     };
     commit(
         &mut led,
@@ -189,13 +192,19 @@ fn cancel_units(
 }
 
 /// Rewrites the order's totals after a cancel whose lines lost `sum` (shipping and its tax
-/// go only when every unit did). Returns the money no longer owed.
-fn settle_money(after: &mut FastOrder, before: &FastOrder, sum: LineDelta) -> MoneyDelta {
+/// go only when every unit did, less what was already refunded of them: that stays, as
+/// refunded units stay on their lines). Returns the money no longer owed.
+fn settle_money(
+    after: &mut FastOrder,
+    before: &FastOrder,
+    led: &Ledger,
+    sum: LineDelta,
+) -> MoneyDelta {
     let shipping = before.total_shipping.unwrap_or_default().0;
     let shipping_tax = shipping_tax_of(before);
     let everything = after.lines.iter().all(|l| l.quantity.0 == 0);
     let (kept_shipping, kept_shipping_tax) = if everything {
-        (Decimal::ZERO, Decimal::ZERO)
+        (led.shipping_refunded.0, led.shipping_tax_refunded.0)
     } else {
         (shipping, shipping_tax)
     };

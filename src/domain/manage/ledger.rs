@@ -3,6 +3,7 @@
 
 use super::audit::AuditEntry;
 use super::money::Refunded;
+use super::payment::Charge;
 use super::{status_of, Cancellation, Fulfilment, ManageError, Refund};
 use crate::protocol::{FastOrder, Id, Money, OrderStatus};
 use rust_decimal::Decimal;
@@ -78,6 +79,9 @@ pub struct Ledger {
     pub captured: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub captured_at_ms: Option<u64>,
+    /// What Fast charged, recorded at conversion (absent for orders converted before).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub charge: Option<Charge>,
     #[serde(default)]
     pub audit: Vec<AuditEntry>,
 }
@@ -96,12 +100,13 @@ impl Ledger {
         self.lines.iter_mut().find(|l| &l.line_id == id)
     }
 
-    /// Money refunded so far over all refunds (lines incl. tax, shipping incl. tax).
+    /// Money refunded so far over all refunds (lines incl. tax, shipping incl. tax), less
+    /// the parts that canceled unfulfilled units before capture (those are cancellations).
     pub fn total_refunded(&self) -> Money {
         Money(
             self.refunds
                 .iter()
-                .map(|r| r.calculation.totals.total.0)
+                .map(|r| r.calculation.totals.total.0 - r.canceled.0)
                 .sum(),
         )
     }

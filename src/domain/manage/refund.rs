@@ -3,10 +3,15 @@
 //! calculation to the cent.
 
 use super::audit::{commit, to_detail, AuditAction};
+use super::cancel::{CanceledLine, Cancellation, MoneyDelta};
 use super::checks::{check_actor, check_text, check_unique, line_index};
+use super::codes::CancelReason;
 use super::codes::{RefundMethod, RefundReason, RestockType};
 use super::ledger::{reconcile, Ledger, LineLedger};
-use super::money::{recompute_totals, scale_line, share_of_left, shipping_tax_of, LineMoney};
+use super::money::{
+    recompute_totals, scale_line, share_of_left, shipping_tax_of, LineDelta, LineMoney,
+};
+use super::payment::check_refundable;
 use super::{
     cancel_allowed, fast_order_id, settle_status, status_of, Actor, ManageError, MAX_NOTE_LEN,
     MAX_SHORT_LEN,
@@ -148,7 +153,25 @@ pub struct Refund {
     pub note: Option<String>,
     pub actor: Actor,
     pub calculation: RefundCalculation,
+    /// Of the total, the part that canceled unfulfilled units before capture: recorded as
+    /// a cancellation (naming this refund), not as money refunded.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub canceled: Money,
     pub status_after: OrderStatus,
+}
+
+fn is_zero(m: &Money) -> bool {
+    m.0.is_zero()
+}
+
+/// A refund worked out: the calculation, the order and ledger after it, and the units it
+/// canceled before capture (with what they took off the order).
+struct Plan {
+    calc: RefundCalculation,
+    after: FastOrder,
+    led: Ledger,
+    canceled: Vec<CanceledLine>,
+    canceled_sum: LineDelta,
 }
 
 /// Calculates a refund without recording anything.
@@ -157,7 +180,7 @@ pub fn refund_calculate(
     ledger: &Ledger,
     req: &RefundRequest,
 ) -> Result<RefundCalculation, ManageError> {
-    plan(order, ledger, req).map(|(calc, _, _)| calc)
+    plan(order, ledger, req).map(|p| p.calc)
 }
 
 /// The calculation a merchant who saw only its total agreed to: refused unless the refund,
@@ -220,7 +243,13 @@ pub fn refund_create(
             id: external,
         });
     }
-    let (calc, after, mut led) = plan(order, ledger, req)?;
+    let Plan {
+        calc,
+        after,
+        mut led,
+        canceled,
+        canceled_sum,
+    } = plan(order, ledger, req)?;
     if let Some((field, exp, act)) = first_difference(expected, &calc) {
         return Err(ManageError::RefundMismatch {
             field,
@@ -228,8 +257,32 @@ pub fn refund_create(
             actual: act,
         });
     }
-    check_paid(&after, &led, &calc)?;
+    let canceled_total = canceled_sum.net() + canceled_sum.tax;
+    check_refundable(order, ledger, calc.totals.total.0 - canceled_total)?;
+    check_paid(&after, &led, calc.totals.total.0 - canceled_total)?;
 
+    if !canceled.is_empty() {
+        led.cancellations.push(Cancellation {
+            version: led.version + 1,
+            at_ms: now_ms,
+            whole: false,
+            lines: canceled,
+            cancel_total: MoneyDelta {
+                subtotal: Money(canceled_sum.subtotal),
+                discount: Money(canceled_sum.discount),
+                tax: Money(canceled_sum.tax),
+                shipping: Money::ZERO,
+                total: Money(canceled_total),
+            },
+            reason: CancelReason::Unspecified,
+            seed_code: None,
+            sub_reason: None,
+            note: req.note.clone(),
+            actor: req.actor.clone(),
+            status_after: status_of(&after),
+            refund_id: Some(refund_id.into()),
+        });
+    }
     let record = Refund {
         id: refund_id.into(),
         external_refund_id: external,
@@ -240,6 +293,7 @@ pub fn refund_create(
         note: req.note.clone(),
         actor: req.actor.clone(),
         calculation: calc,
+        canceled: Money(canceled_total),
         status_after: status_of(&after),
     };
     commit(
@@ -256,11 +310,7 @@ pub fn refund_create(
 }
 
 /// The calculation, the order and the ledger as they would be after the refund.
-fn plan(
-    order: &FastOrder,
-    ledger: &Ledger,
-    req: &RefundRequest,
-) -> Result<(RefundCalculation, FastOrder, Ledger), ManageError> {
+fn plan(order: &FastOrder, ledger: &Ledger, req: &RefundRequest) -> Result<Plan, ManageError> {
     fast_order_id(order)?;
     let status = status_of(order);
     if matches!(status, OrderStatus::Cart | OrderStatus::Deleted) {
@@ -288,9 +338,28 @@ fn plan(
     let shipping_tax = shipping_tax_of(order);
     let mut lines = Vec::with_capacity(req.lines.len());
     let mut any_cancel = false;
+    let mut canceled = Vec::new();
+    let mut canceled_sum = LineDelta::default();
     for rl in &req.lines {
-        let line = refund_line(&mut after, &mut led, status, rl, req.reason)?;
+        let (line, delta) = refund_line(&mut after, &mut led, status, rl, req.reason)?;
         any_cancel |= line.restock == RestockType::Cancel;
+        if let (Some(d), false) = (delta, ledger.captured) {
+            canceled_sum.subtotal += d.subtotal;
+            canceled_sum.discount += d.discount;
+            canceled_sum.tax += d.tax;
+            canceled.push(CanceledLine {
+                line_id: line.line_id.clone(),
+                quantity: line.quantity,
+                remaining: line_index(&after, &line.line_id)
+                    .ok()
+                    .and_then(|i| after.lines.get(i))
+                    .map_or(0, |l| l.quantity.0),
+                subtotal: Money(d.subtotal),
+                discount: Money(d.discount),
+                tax: Money(d.tax),
+                total: Money(d.net() + d.tax),
+            });
+        }
         lines.push(line);
     }
     let ship = refund_shipping(&mut led, req.shipping, shipping, shipping_tax)?;
@@ -314,30 +383,38 @@ fn plan(
             total: Money(subtotal + tax + ship.amount_excl_tax.0),
         },
     };
-    Ok((calc, after, led))
+    Ok(Plan {
+        calc,
+        after,
+        led,
+        canceled,
+        canceled_sum,
+    })
 }
 
-/// Checks and applies one refund line to the working order and ledger.
+/// Checks and applies one refund line to the working order and ledger; for restock
+/// `cancel`, also what the units took off the line.
 fn refund_line(
     after: &mut FastOrder,
     led: &mut Ledger,
     status: OrderStatus,
     rl: &RefundLineRequest,
     default_reason: RefundReason,
-) -> Result<RefundLineCalc, ManageError> {
+) -> Result<(RefundLineCalc, Option<LineDelta>), ManageError> {
     let idx = line_index(after, &rl.line_id)?;
     let units = LineUnits::of(after, led, idx, rl)?;
-    let (refundable, amount, tax) = match units.restock {
+    let ((refundable, amount, tax), delta) = match units.restock {
         RestockType::Cancel => {
             units.check_cancel(status)?;
-            units.cancel(after, led, idx)
+            let (refund, delta) = units.cancel(after, led, idx);
+            (refund, Some(delta))
         }
         RestockType::Return | RestockType::NoRestock => {
             units.check_fulfilled()?;
-            units.refund_fulfilled(led)
+            (units.refund_fulfilled(led), None)
         }
     };
-    Ok(RefundLineCalc {
+    let calc = RefundLineCalc {
         line_id: rl.line_id.clone(),
         quantity: units.quantity,
         refundable_quantity: refundable,
@@ -347,7 +424,8 @@ fn refund_line(
         amount_excl_tax: Money(amount),
         tax: Money(tax),
         amount_incl_tax: Money(amount + tax),
-    })
+    };
+    Ok((calc, delta))
 }
 
 /// One refund line against what its order line and ledger entry hold before it.
@@ -458,19 +536,29 @@ impl LineUnits {
         Ok(())
     }
 
-    /// Takes the units off the line; the refund is exactly what that takes off.
-    fn cancel(&self, after: &mut FastOrder, led: &mut Ledger, idx: usize) -> LineRefund {
+    /// Takes the units off the line; the refund is exactly what that takes off. Before
+    /// capture nothing was collected, so the units are only canceled; after it their money
+    /// is refunded too.
+    fn cancel(
+        &self,
+        after: &mut FastOrder,
+        led: &mut Ledger,
+        idx: usize,
+    ) -> (LineRefund, LineDelta) {
         let q = self.quantity;
         let d = scale_line(after, idx, self.current - q, self.entry.refunded_in_line());
+        let captured = led.captured;
         if let Some(e) = led.line_mut(&self.line_id) {
             e.canceled += q;
-            e.refund_canceled += q;
-            e.cancel_refunded_amount.0 += d.net();
-            e.cancel_refunded_tax.0 += d.tax;
-            e.refunded_amount.0 += d.net();
-            e.refunded_tax.0 += d.tax;
+            if captured {
+                e.refund_canceled += q;
+                e.cancel_refunded_amount.0 += d.net();
+                e.cancel_refunded_tax.0 += d.tax;
+                e.refunded_amount.0 += d.net();
+                e.refunded_tax.0 += d.tax;
+            }
         }
-        (self.unfulfilled, d.net(), d.tax)
+        ((self.unfulfilled, d.net(), d.tax), d)
     }
 
     /// Restock `return` (physical lines only) or `no_restock`: fulfilled, unrefunded units.
@@ -583,11 +671,7 @@ fn refund_shipping(
 
 /// Never more than was paid: per line (excl. tax and tax, for the units still on it),
 /// shipping, and the order as a whole.
-fn check_paid(
-    after: &FastOrder,
-    led: &Ledger,
-    calc: &RefundCalculation,
-) -> Result<(), ManageError> {
+fn check_paid(after: &FastOrder, led: &Ledger, refunding: Decimal) -> Result<(), ManageError> {
     let exceeds = |what: String, refunded: Decimal, paid: Decimal| {
         if refunded > paid {
             Err(ManageError::ExceedsPaid {
@@ -622,7 +706,7 @@ fn check_paid(
         led.shipping_tax_refunded.0,
         shipping_tax_of(after).max(Decimal::ZERO),
     )?;
-    let refunded = led.total_refunded().0 + calc.totals.total.0;
+    let refunded = led.total_refunded().0 + refunding;
     let paid = after.total_amount.unwrap_or_default().0 + canceled_refunds;
     exceeds("the order".into(), refunded, paid)
 }

@@ -750,8 +750,8 @@ fn restock_defaults_to_no_restock_for_fulfilled_units_and_cancel_for_the_rest() 
 fn refunding_unfulfilled_units_cancels_them_and_returns_exactly_what_they_cost() {
     let o = fixture();
     let req = refund_req(vec![rl("L1", 1, Some(RestockType::Cancel))], None);
-    let (after, led, refund) = refund(&o, &Ledger::default(), &req, "r1").unwrap();
-    let l = &refund.calculation.lines[0];
+    let (after, led, first) = refund(&o, &Ledger::default(), &req, "r1").unwrap();
+    let l = &first.calculation.lines[0];
     assert_eq!(
         (l.amount_excl_tax, l.tax, l.amount_incl_tax),
         (m("9.00"), m("0.72"), m("9.72"))
@@ -768,10 +768,34 @@ fn refunding_unfulfilled_units_cancels_them_and_returns_exactly_what_they_cost()
     );
     // Shipping stays on the order: it is refunded only when asked for.
     assert_eq!(totals(&after), ["29.99", "3.00", "2.56", "5.00", "34.55"]);
+    // Before capture nothing was collected: the units are canceled, not refunded.
+    let e = led.line(&id("L1")).unwrap();
+    assert_eq!((e.canceled, e.refund_canceled, e.refunded), (1, 0, 0));
+    assert_eq!((e.refunded_amount, e.refunded_tax), (m("0.00"), m("0.00")));
+    assert_eq!(first.status_after, OrderStatus::Booked);
+    assert_eq!(first.canceled, m("9.72"));
+    assert_eq!(led.total_refunded(), m("0.00"));
+    let c = &led.cancellations[0];
+    assert_eq!(c.refund_id.as_deref(), Some("r1"));
+    assert_eq!(c.cancel_total.total, m("9.72"));
+    assert_eq!((c.lines[0].quantity, c.lines[0].remaining), (1, 2));
+    let p = payment(&after, &led);
+    assert_eq!((p.canceled, p.refunded), (m("9.72"), m("0.00")));
+    assert_eq!(p.kept, m("34.55"));
+
+    // After capture the same refund returns the money.
+    let (_, captured, _) = capture(&o, &Ledger::default(), &Actor::default(), 1).unwrap();
+    let (after, led, r) = refund(&o, &captured, &req, "r1").unwrap();
     let e = led.line(&id("L1")).unwrap();
     assert_eq!((e.canceled, e.refund_canceled, e.refunded), (1, 1, 0));
     assert_eq!((e.refunded_amount, e.refunded_tax), (m("9.00"), m("0.72")));
-    assert_eq!(refund.status_after, OrderStatus::Booked);
+    assert_eq!(r.canceled, m("0.00"));
+    assert!(led.cancellations.is_empty());
+    let p = payment(&after, &led);
+    assert_eq!(
+        (p.canceled, p.refunded, p.kept),
+        (m("0.00"), m("9.72"), m("34.55"))
+    );
 }
 
 #[test]
@@ -786,7 +810,13 @@ fn refund_cancelling_everything_cancels_the_order_and_can_refund_shipping_too() 
     assert_eq!(status_of(&after), OrderStatus::Canceled);
     assert_eq!(refund.status_after, OrderStatus::Canceled);
     assert_eq!(led.shipping_refunded, m("5.00"));
-    assert_eq!(led.total_refunded(), m("44.27"));
+    // Before capture only shipping is money refunded; the lines are canceled.
+    let shipping = led.shipping_refunded.0 + led.shipping_tax_refunded.0;
+    assert_eq!(led.total_refunded(), Money(shipping));
+    assert_eq!(refund.canceled.0 + shipping, d("44.27"));
+    let p = payment(&after, &led);
+    assert_eq!(p.charged, m("44.27"));
+    assert_eq!((p.kept, p.refundable), (m("0.00"), m("0.00")));
 }
 
 // ---- refund: amounts ---------------------------------------------------------------------
@@ -1908,3 +1938,5 @@ fn orders_priced_by_checkout_stay_consistent_through_management() {
         start
     );
 }
+
+mod prop;

@@ -328,13 +328,17 @@ impl OrderPage {
             })
             .collect();
         let amount = |m: Option<Money>| money(m.unwrap_or_default(), cur);
+        let pay = crate::domain::manage::payment(order, ledger);
         let totals = vec![
             ("Subtotal", amount(order.sub_total)),
             ("Discounts", amount(order.total_discounts)),
             ("Tax", amount(order.total_tax)),
             ("Shipping", amount(order.total_shipping)),
             ("Total", amount(order.total_amount)),
-            ("Refunded", money(ledger.total_refunded(), cur)),
+            ("Charged", money(pay.charged, cur)),
+            ("Canceled", money(pay.canceled, cur)),
+            ("Refunded", money(pay.refunded, cur)),
+            ("Refundable", money(pay.refundable, cur)),
         ];
         OrderPage {
             id: detail.id.clone(),
