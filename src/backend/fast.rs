@@ -4,7 +4,8 @@
 //! `X-Fast-App-Auth`, and with the entry's stable id as `X-Fast-Record-Id` and
 //! `Idempotency-Key` on every attempt (as Magento's integration keys its retries). Fast's
 //! answers count like a webhook's: 2xx or 409 delivered; 408, 429, 5xx and network errors
-//! retried; other 4xx dead letters (the merchant sees them in `outbox list --dead`).
+//! retried; other 4xx dead letters (the merchant sees them in `outbox list --dead`). Without
+//! a token (or an app id) a call is not sent: it waits, never dead-lettered.
 
 use super::webhook::{http_client, send};
 use super::{CommerceBackend, Delivered, DeliveryError, Event};
@@ -69,13 +70,11 @@ impl FastClient {
             })?;
         let app_id = self.app_id.as_deref().or(queued.app_id.as_deref());
         let (Some(token), Some(app_id)) = (&self.token, app_id) else {
-            // Kept pending (not dead): configure and restart, and the call goes out.
-            return Err(DeliveryError::Transient {
-                detail: "Fast API calls need FAST_SELLER_FAST_API_TOKEN and an app id \
+            // Kept pending (never dead): configure and restart, and the call goes out.
+            return Err(DeliveryError::NotConfigured {
+                detail: "not sent: Fast API calls need FAST_SELLER_FAST_API_TOKEN and an app id \
                          (FAST_SELLER_APP_ID, or the app_id Fast created the order with)"
                     .into(),
-                status: None,
-                retry_after: None,
             });
         };
         let request = self

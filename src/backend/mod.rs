@@ -38,6 +38,10 @@ pub enum DeliveryError {
     /// Retrying cannot help (e.g. 4xx): the event goes to the dead letters at once.
     #[error("{detail}")]
     Permanent { detail: String, status: Option<u16> },
+    /// Not sent: the destination is not configured (a Fast call without an API token). The
+    /// event waits, outside the retry schedule, until a restart configures it.
+    #[error("{detail}")]
+    NotConfigured { detail: String },
 }
 
 impl DeliveryError {
@@ -46,6 +50,7 @@ impl DeliveryError {
             DeliveryError::Transient { status, .. } | DeliveryError::Permanent { status, .. } => {
                 *status
             }
+            DeliveryError::NotConfigured { .. } => None,
         }
     }
 }

@@ -21,6 +21,11 @@ use std::time::{Duration, Instant};
 use tokio::sync::{watch, Notify};
 use tracing::Instrument;
 
+/// How long an event whose destination is not configured waits before it is looked at
+/// again (the configuration changes only with a restart, so rarely: each look is logged as
+/// an attempt).
+pub const NOT_CONFIGURED_WAIT: Duration = Duration::from_secs(3600);
+
 pub struct Outbox {
     store: Arc<dyn Store>,
     backend: Arc<dyn CommerceBackend>,
@@ -124,6 +129,11 @@ impl Outbox {
                 let failures = item.failures.saturating_add(1);
                 let next = match &err {
                     DeliveryError::Permanent { .. } => NextStep::Dead,
+                    DeliveryError::NotConfigured { .. } => {
+                        let wait = u64::try_from(NOT_CONFIGURED_WAIT.as_millis());
+                        let wait = wait.unwrap_or(u64::MAX);
+                        NextStep::WaitUntil(self.clock.now_ms().saturating_add(wait))
+                    }
                     DeliveryError::Transient { retry_after, .. } => self
                         .settings
                         .policy
@@ -133,14 +143,19 @@ impl Outbox {
                             NextStep::RetryAt(self.clock.now_ms().saturating_add(delay))
                         }),
                 };
-                if next == NextStep::Dead {
-                    tracing::error!(error = %err, failures, "event dead-lettered");
-                } else {
-                    let at = match next {
-                        NextStep::RetryAt(ms) => crate::clock::rfc3339_ms(ms),
-                        _ => String::new(),
-                    };
-                    tracing::warn!(error = %err, failures, next = %at, "delivery failed; will retry");
+                match next {
+                    NextStep::Dead => {
+                        tracing::error!(error = %err, failures, "event dead-lettered")
+                    }
+                    NextStep::WaitUntil(ms) => {
+                        let next = crate::clock::rfc3339_ms(ms);
+                        tracing::warn!(error = %err, next = %next, "event waits for configuration");
+                    }
+                    _ => {
+                        let at = next.retry_at().map(crate::clock::rfc3339_ms);
+                        let at = at.unwrap_or_default();
+                        tracing::warn!(error = %err, failures, next = %at, "delivery failed; will retry");
+                    }
                 }
                 let attempt = Attempt {
                     at_ms,
@@ -155,6 +170,7 @@ impl Outbox {
         let outcome = match next {
             NextStep::Delivered => "delivered",
             NextStep::RetryAt(_) => "retry",
+            NextStep::WaitUntil(_) => "waiting",
             NextStep::Dead => "dead",
         };
         Metrics::inc(&self.metrics.outbox_attempts, &[outcome]);

@@ -129,6 +129,9 @@ pub struct Attempt {
 pub enum NextStep {
     Delivered,
     RetryAt(u64),
+    /// Try again then, without taking a step of the retry schedule (the attempt could not
+    /// be made: its destination is not configured).
+    WaitUntil(u64),
     Dead,
 }
 
@@ -137,20 +140,20 @@ impl NextStep {
     pub fn state(self) -> OutboxState {
         match self {
             NextStep::Delivered => OutboxState::Delivered,
-            NextStep::RetryAt(_) => OutboxState::Pending,
+            NextStep::RetryAt(_) | NextStep::WaitUntil(_) => OutboxState::Pending,
             NextStep::Dead => OutboxState::Dead,
         }
     }
 
     /// Whether the attempt failed (and so takes a step of the retry schedule).
     pub fn failed(self) -> bool {
-        self != NextStep::Delivered
+        matches!(self, NextStep::RetryAt(_) | NextStep::Dead)
     }
 
     /// When the next attempt is due, for a retry.
     pub fn retry_at(self) -> Option<u64> {
         match self {
-            NextStep::RetryAt(at) => Some(at),
+            NextStep::RetryAt(at) | NextStep::WaitUntil(at) => Some(at),
             NextStep::Delivered | NextStep::Dead => None,
         }
     }

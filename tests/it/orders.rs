@@ -1338,7 +1338,10 @@ async fn the_payment_ledger_follows_cancels_captures_and_refunds() {
         ["charged", "canceled", "refunded", "kept", "refundable"]
             .map(|k| money(&v["payment"][k]).to_string())
     };
-    let shown = ok(&admin(&app, "GET", "/orders/F-PAY", None, &[]).await, "show");
+    let shown = ok(
+        &admin(&app, "GET", "/orders/F-PAY", None, &[]).await,
+        "show",
+    );
     assert_eq!(pay(&shown), ["37.52", "0.00", "0.00", "37.52", "37.52"]);
     assert_eq!(shown["payment"]["currency_code"], "USD");
     assert!(shown["payment"]["charged_at_ms"].is_u64(), "{shown}");
@@ -1361,4 +1364,47 @@ async fn the_payment_ledger_follows_cancels_captures_and_refunds() {
     assert_eq!(pay(&r), ["37.52", "13.40", "13.41", "10.71", "10.71"]);
     assert_eq!(r["payment"]["captured"], true);
     assert!(r["result"].get("canceled").is_none(), "{r}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_fast_token_calls_wait_and_never_go_dead() {
+    let fake = FakeFast::start().await;
+    let app = spawn_with(&fake, |s| {
+        s.app_id = Some("configured-app".into());
+        s.fast_api_token = None;
+    })
+    .await;
+    booked_order(&app, "F-NT").await;
+    let body = json!({"reason": "CANCEL_REASON_CODE_NO_STOCK"});
+    post_ok(&app, "/orders/F-NT/cancel", &body).await;
+
+    // Well past the whole retry schedule (about 75.6 h): the call waits, it is not dead.
+    let store = app.service.store();
+    for _ in 0..100 {
+        app.clock.advance_ms(3_600_000);
+        app.outbox.run_once().await.expect("run_once");
+    }
+    let pending = store
+        .outbox_list(Some(fast_seller::store::OutboxState::Pending), 100)
+        .await
+        .unwrap();
+    let call = pending
+        .iter()
+        .find(|i| i.entry.event_type == "fast.cancel")
+        .expect("the cancel call is still pending");
+    assert_eq!(
+        call.failures, 0,
+        "waiting takes no step of the retry schedule"
+    );
+    assert!(
+        call.attempts >= 50,
+        "looked at every hour: {}",
+        call.attempts
+    );
+    let (_, attempts) = store.outbox_get(&call.entry.id).await.unwrap().unwrap();
+    let why = &attempts.last().unwrap().detail;
+    assert!(why.contains("FAST_SELLER_FAST_API_TOKEN"), "{why}");
+    let (_, dead) = store.outbox_backlog().await.unwrap();
+    assert_eq!(dead, 0);
+    assert!(fake.calls().is_empty(), "nothing was sent without a token");
 }
